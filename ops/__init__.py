@@ -1,0 +1,1 @@
+"""Running Assay's backing services (Redis, S3, clamd, PostgreSQL) on one machine."""

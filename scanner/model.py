@@ -1,0 +1,162 @@
+"""The scanner's public types: frozen dataclasses that cross every boundary.
+
+The portal stores them, the CLI prints them, the report writer lays them out.
+Nothing here imports anything outside the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+Verdict = Literal["approved", "rejected"]
+FindingType = Literal["virus", "vulnerability", "unscanned"]
+
+#: Progress callback: (stage, done, total). Stages, in order:
+#: "fetch", "identify", "unpack", "catalog", "match", "virus", "verdict", "report".
+Progress = Callable[[str, int, int], None]
+
+STAGES = ("fetch", "identify", "unpack", "catalog", "match", "virus", "verdict", "report")
+
+#: Separator between nested containers in a location path:
+#: ``app.tar.gz!/lib/x.jar!/META-INF/maven/g/a/pom.properties``.
+NEST = "!/"
+
+
+class ScanError(Exception):
+    """The package cannot be scanned at all (bad name, wrong format, unreadable).
+
+    The message is one line, meant for the seller.
+    """
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Unpacking limits. Hitting any of them is an ``unscanned`` finding."""
+
+    max_depth: int = 8
+    max_members: int = 200_000
+    max_total_bytes: int = 64 * 1024**3
+    max_ratio: float = 200.0
+    max_file_bytes: int = 20 * 1024**3
+    #: ClamAV never scans one file over 2 GiB.
+    max_scan_file_bytes: int = 2 * 1024**3 - 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    osv_paths: tuple[Path, ...] = ()
+    threshold: float = 7.0
+    #: "tcp://host:port" or "unix:///path/clamd.ctl"; None means use clamscan.
+    clamd: str | None = None
+    #: Extra signature/rule directories; Assay's own directory is always used.
+    signature_dirs: tuple[Path, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    #: Where scratch directories are made; None means the system temp dir.
+    scratch_dir: Path | None = None
+    policy: str = "assay-2026.1"
+
+
+@dataclass(frozen=True)
+class Component:
+    ecosystem: str  # OSV ecosystem name: PyPI, npm, Maven, Go, crates.io, Packagist, NuGet, SwiftURL, Debian, Alpine, ...
+    name: str
+    version: str
+    purl: str
+    location: str  # path inside the package, containers joined with NEST
+
+
+@dataclass(frozen=True)
+class Cvss:
+    score: float
+    vector: str
+    source: str  # the advisory ID whose vector decided the score
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str  # stable fingerprint (hex), same for the same finding on a rescan
+    type: FindingType
+    location: str
+    blocking: bool
+    ids: tuple[str, ...] = ()  # every advisory ID merged into this finding
+    aliases: tuple[str, ...] = ()  # CVE and other aliases not in ids
+    component: Component | None = None
+    cvss: Cvss | None = None
+    severity: str | None = None  # label (CRITICAL/HIGH/MODERATE/LOW) when known
+    signature: str | None = None  # virus: the engine's signature name
+    engine: str | None = None  # virus/unscanned: which engine or stage said so
+    summary: str = ""
+    fixed_versions: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    name: str
+    size: int
+    sha256: str
+    format: str  # "zip" | "tar" | "tar.gz"
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    policy: str
+    threshold: float
+    engines: dict[str, str]  # e.g. {"clamav": "ClamAV 1.4.3/27000", "yara": "4.5.4", "osv": "sha256:..."}
+    osv_records: int
+    started: str  # ISO 8601 UTC
+    finished: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    verdict: Verdict
+    package: PackageInfo
+    components: tuple[Component, ...]
+    findings: tuple[Finding, ...]
+    scan: ScanInfo
+
+    def to_dict(self) -> dict:
+        """The JSON contract of ``python -m scanner scan --json``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ScanResult":
+        def comp(d):
+            return Component(**d) if d else None
+
+        findings = tuple(
+            Finding(
+                **{
+                    **f,
+                    "ids": tuple(f.get("ids", ())),
+                    "aliases": tuple(f.get("aliases", ())),
+                    "fixed_versions": tuple(f.get("fixed_versions", ())),
+                    "references": tuple(f.get("references", ())),
+                    "component": comp(f.get("component")),
+                    "cvss": Cvss(**f["cvss"]) if f.get("cvss") else None,
+                }
+            )
+            for f in data["findings"]
+        )
+        return cls(
+            verdict=data["verdict"],
+            package=PackageInfo(**data["package"]),
+            components=tuple(Component(**c) for c in data["components"]),
+            findings=findings,
+            scan=ScanInfo(**data["scan"]),
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A seller's claim on one finding, read back from columns F, G and H of the report."""
+
+    finding_id: str
+    false_positive: bool  # column F: Yes / No
+    reason: str  # column G
+    evidence: str  # column H
+    row: int  # the sheet row it came from, for messages
