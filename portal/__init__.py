@@ -1,0 +1,33 @@
+"""Assay portal: the Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from portal import config as config_module
+from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment, overridden by ``config`` (tests)."""
+    app = Flask(__name__)
+    app.config.from_mapping(config_module.from_env())
+    if config:
+        app.config.from_mapping(config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+
+    from portal import models  # noqa: F401  (register tables)
+
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"

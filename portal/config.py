@@ -1,0 +1,47 @@
+"""Settings from the environment, with safe defaults for one machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def from_env() -> dict:
+    """Build the Flask config mapping from environment variables."""
+    var = Path(os.environ.get("ASSAY_VAR", "var")).resolve()
+    return {
+        "ASSAY_VAR": str(var),
+        "SECRET_KEY": os.environ.get("ASSAY_SECRET_KEY", "dev-only-change-me"),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", f"sqlite:///{var / 'assay.db'}"),
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0"),
+        "S3_ENDPOINT": os.environ.get("ASSAY_S3_ENDPOINT", "http://127.0.0.1:8333"),
+        "S3_ACCESS_KEY": os.environ.get("ASSAY_S3_ACCESS_KEY", "assay"),
+        "S3_SECRET_KEY": os.environ.get("ASSAY_S3_SECRET_KEY", "assay-secret"),
+        "S3_BUCKET": os.environ.get("ASSAY_S3_BUCKET", "assay"),
+        "S3_REGION": os.environ.get("ASSAY_S3_REGION", "us-east-1"),
+        "CLAMD_ADDRESS": os.environ.get("ASSAY_CLAMD", "tcp://127.0.0.1:3310"),
+        "OSV_DIR": os.environ.get("ASSAY_OSV_DIR", str(var / "osv")),
+        "SCRATCH_DIR": os.environ.get("ASSAY_SCRATCH_DIR", str(var / "scratch")),
+        "TIMEZONE": os.environ.get("ASSAY_TIMEZONE", "Asia/Shanghai"),
+        "COUNTRY": os.environ.get("ASSAY_COUNTRY", "CN"),
+        "CVSS_THRESHOLD": float(os.environ.get("ASSAY_CVSS_THRESHOLD", "7.0")),
+        "MAX_FORM_UPLOAD": _int("ASSAY_MAX_FORM_UPLOAD", 1024**3),
+        "MAX_PACKAGE_SIZE": _int("ASSAY_MAX_PACKAGE_SIZE", 20 * 1024**3),
+        "SCAN_TIMEOUT": _int("ASSAY_SCAN_TIMEOUT", 6 * 3600),
+        "SCAN_STUCK_AFTER": _int("ASSAY_SCAN_STUCK_AFTER", 600),
+        "RATELIMIT_STORAGE_URI": os.environ.get("ASSAY_RATELIMIT_STORAGE", "memory://"),
+        "LOGIN_RATE_LIMIT": os.environ.get("ASSAY_LOGIN_RATE_LIMIT", "10 per minute"),
+        "SMTP_HOST": os.environ.get("ASSAY_SMTP_HOST", ""),
+        "SMTP_PORT": _int("ASSAY_SMTP_PORT", 25),
+        "MAIL_FROM": os.environ.get("ASSAY_MAIL_FROM", "assay@localhost"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("ASSAY_SECURE_COOKIES", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }
