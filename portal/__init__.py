@@ -22,8 +22,11 @@ def create_app(config: dict | None = None) -> Flask:
     htmx.init_app(app)
     limiter.init_app(app)
 
-    from portal import models  # noqa: F401  (register tables)
+    from portal import blueprints, cli, models, security  # noqa: F401  (models: register tables)
 
+    security.init_app(app)
+    blueprints.init_app(app)
+    cli.init_app(app)
     return app
 
 
