@@ -1,0 +1,699 @@
+"""The security scan report: an xlsx workbook a seller reads and fills in to appeal.
+
+``write_report`` lays a :class:`ScanResult` out as DESIGN.md §6 describes: a
+**Summary** sheet, a **Findings** sheet (one row per finding; columns A–E and I+
+locked, F–H unlocked with drop-downs) and a very hidden **_binding** sheet that
+ties the file to its scan.
+
+``read_appeal`` reads a filled-in report back and returns the seller's claims
+from columns F, G and H. It trusts nothing in the file: the container, its XML
+and its size are checked before openpyxl sees it, and columns A–E must still be
+exactly what the portal issued (an HMAC keyed with the server secret proves it).
+Every refusal is a :class:`ReportError` whose message is one sentence meant for
+the seller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import re
+import unicodedata
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import defusedxml
+import defusedxml.ElementTree
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill, Protection
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.workbook.protection import WorkbookProtection
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from .model import Claim, Finding, ScanResult
+
+__all__ = [
+    "REASONS",
+    "Appeal",
+    "ReportError",
+    "read_appeal",
+    "require_claims",
+    "write_report",
+]
+
+#: Column G drop-down: VEX-style justifications. Free text is accepted too.
+REASONS: tuple[str, ...] = (
+    "Component not present",
+    "Vulnerable code not present",
+    "Vulnerable code not in execute path",
+    "Vulnerable code cannot be controlled by adversary",
+    "Inline mitigations already exist",
+    "Signature false positive (file is benign)",
+    "Test file / not shipped",
+    "Other (explain in H)",
+)
+_OTHER = REASONS[-1]
+
+FORMAT = "assay-report/1"
+FINDINGS = "Findings"
+SUMMARY = "Summary"
+BINDING = "_binding"
+LISTS = "_lists"
+_REASONS_NAME = "AssayReasons"
+
+#: Row 1 of the Findings sheet. A–H are checked on read; I+ are informational.
+HEADERS: tuple[str, ...] = (
+    "Finding ID",
+    "Type",
+    "Component / file",
+    "Identifiers",
+    "CVSS score",
+    "False positive? (Yes/No)",
+    "Reason",
+    "Evidence / remarks",
+    "Blocking",
+    "Accepted false positive",
+    "Severity",
+    "CVSS vector",
+    "CVSS source",
+    "Location",
+    "Fixed versions",
+    "Package URL",
+    "Detected by",
+    "Summary",
+    "References",
+)
+_WIDTHS = (20, 13, 34, 30, 10, 14, 34, 48, 12, 26, 11, 44, 20, 60, 20, 40, 18, 60, 50)
+_WRAPPED = {3, 4, 7, 8, 10, 14, 15, 18, 19}
+_BOUND_COLS = 5  # A–E are bound by the HMAC
+_F, _G, _H = 6, 7, 8
+_TYPE_LABELS = {"virus": "Virus", "vulnerability": "Vulnerability", "unscanned": "Unscanned"}
+
+#: Longest text accepted in columns G and H.
+MAX_TEXT = 4000
+#: Most findings one report may hold (also bounds the rows read back).
+MAX_FINDINGS = 100_000
+#: Bounds on the unpacked workbook, checked before any XML is parsed.
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_MEMBERS = 1000
+_EXCEL_MAX_ROW = 1_048_576
+_EXCEL_CELL_CHARS = 32_767
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+_RESUBMIT = "download the report again and change only columns F–H"
+
+
+class ReportError(ValueError):
+    """The uploaded file is not an acceptable appeal; the message is for the seller."""
+
+
+@dataclass(frozen=True)
+class Appeal:
+    report_id: str
+    claims: tuple[Claim, ...]  # one per row with F/G/H filled in, in row order
+
+
+# --------------------------------------------------------------------------- write
+
+
+def write_report(
+    result: ScanResult,
+    *,
+    report_id: str,
+    secret: bytes | str,
+    asset_name: str = "",
+    version_label: str = "",
+    accepted: Mapping[str, str] | None = None,
+) -> bytes:
+    """Return the xlsx bytes of the security scan report of ``result``.
+
+    ``report_id`` identifies this scan's report (read back by :func:`read_appeal`);
+    ``accepted`` maps a finding id to text such as "accepted by X on DATE" for
+    findings a reviewer already accepted as false positives.
+    """
+    if not report_id or report_id != _canon(report_id):
+        raise ValueError("report_id must be non-empty text without surrounding spaces")
+    if len(result.findings) > MAX_FINDINGS:
+        raise ValueError(f"a report holds at most {MAX_FINDINGS} findings")
+    key = _key(secret)
+    accepted = dict(accepted or {})
+    password = _sheet_password(key, report_id)
+
+    wb = Workbook()
+    summary = wb.active
+    summary.title = SUMMARY
+    findings = wb.create_sheet(FINDINGS)
+    _write_summary(summary, result, report_id, asset_name, version_label, accepted)
+    rows = _write_findings(findings, result.findings, accepted)
+    _write_lists(wb.create_sheet(LISTS), wb)
+    _write_binding(wb.create_sheet(BINDING), key, report_id, rows)
+
+    for ws in wb.worksheets:
+        ws.protection.sheet = True
+        ws.protection.password = password
+    # Filtering and resizing are harmless; sorting would reorder the bound rows.
+    findings.protection.autoFilter = False
+    findings.protection.formatColumns = False
+    findings.protection.formatRows = False
+    wb.security = WorkbookProtection(lockStructure=True)
+    wb.security.workbookPassword = password
+    wb.active = 0
+
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _write_summary(ws, result, report_id, asset_name, version_label, accepted) -> None:
+    findings = result.findings
+    scores = [f.cvss.score for f in findings if f.cvss is not None]
+    blocking = sum(1 for f in findings if f.blocking and f.id not in accepted)
+    rows: list[tuple[str, object]] = [
+        ("Asset", asset_name),
+        ("Version", version_label),
+        ("Package", result.package.name),
+        ("Size (bytes)", result.package.size),
+        ("SHA-256", result.package.sha256),
+        ("Format", result.package.format),
+        ("Verdict", result.verdict.capitalize()),
+        *((f"{label} findings", sum(1 for f in findings if f.type == kind))
+          for kind, label in _TYPE_LABELS.items()),
+        ("Blocking findings", blocking),
+        ("Accepted false positives", sum(1 for f in findings if f.id in accepted)),
+        ("Highest CVSS score", max(scores) if scores else "none"),
+        ("CVSS threshold", result.scan.threshold),
+        ("Policy", result.scan.policy),
+        *((f"Engine: {name}", version) for name, version in sorted(result.scan.engines.items())),
+        ("Vulnerability records", result.scan.osv_records),
+        ("Scan started (UTC)", result.scan.started),
+        ("Scan finished (UTC)", result.scan.finished),
+        ("Report ID", report_id),
+        ("Report generated (UTC)", datetime.now(timezone.utc).isoformat(timespec="seconds")),
+    ]
+    ws["A1"] = "Security scan report"
+    ws["A1"].font = Font(bold=True, size=14)
+    for offset, (label, value) in enumerate(rows, start=3):
+        ws.cell(offset, 1, label).font = Font(bold=True)
+        _put(ws, offset, 2, value)
+    note = len(rows) + 4
+    ws.cell(note, 1, "How to appeal").font = Font(bold=True)
+    _put(ws, note, 2, (
+        "On the Findings sheet, set column F to Yes for each finding you consider a false "
+        "positive, choose or type a reason in column G and give your evidence in column H. "
+        "Do not change, sort, add or remove anything else, then upload this file."
+    ))
+    ws.cell(note, 2).alignment = Alignment(wrap_text=True, vertical="top")
+    ws.column_dimensions["A"].width = 26
+    ws.column_dimensions["B"].width = 90
+
+
+def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str]) -> list[list]:
+    """Lay out the Findings sheet; return the A–E values of each row as written."""
+    header_font = Font(bold=True)
+    header_fill = PatternFill("solid", fgColor="D9D9D9")
+    editable_fill = PatternFill("solid", fgColor="FFF2CC")
+    for col, title in enumerate(HEADERS, start=1):
+        cell = ws.cell(1, col, title)
+        cell.font = header_font
+        cell.fill = editable_fill if col in (_F, _G, _H) else header_fill
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        ws.column_dimensions[get_column_letter(col)].width = _WIDTHS[col - 1]
+
+    bound = []
+    for row, finding in enumerate(findings, start=2):
+        values = _finding_values(finding, accepted.get(finding.id, ""))
+        for col, value in enumerate(values, start=1):
+            cell = _put(ws, row, col, value)
+            cell.alignment = Alignment(wrap_text=col in _WRAPPED, vertical="top")
+            if col in (_F, _G, _H):
+                cell.protection = Protection(locked=False)
+                cell.fill = editable_fill
+        bound.append([ws.cell(row, col).value for col in range(1, _BOUND_COLS + 1)])
+        if finding.cvss is not None:
+            comment = Comment(f"{finding.cvss.vector}\nsource: {finding.cvss.source}", "Assay")
+            comment.width, comment.height = 320, 80
+            ws.cell(row, 5).comment = comment
+
+    last = len(findings) + 1
+    ws.freeze_panes = "B2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(HEADERS))}{last}"
+    if findings:
+        yes_no = DataValidation(
+            type="list", formula1='"Yes,No"', allow_blank=True,
+            showErrorMessage=True, errorStyle="stop",
+            errorTitle="False positive?", error="Choose Yes or No.",
+            showInputMessage=True, promptTitle="False positive?",
+            prompt="Yes if this finding is a false positive you want to appeal.",
+        )
+        reasons = DataValidation(
+            type="list", formula1=_REASONS_NAME, allow_blank=True,
+            # A reason outside the list is welcome: accept it without complaint.
+            showErrorMessage=False, errorStyle="information",
+            showInputMessage=True, promptTitle="Reason",
+            prompt="Choose a justification or type your own.",
+        )
+        for dv, col in ((yes_no, "F"), (reasons, "G")):
+            dv.add(f"{col}2:{col}{last}")
+            ws.add_data_validation(dv)
+    return bound
+
+
+def _finding_values(f: Finding, accepted: str) -> tuple:
+    if f.type == "vulnerability" and f.component is not None:
+        c = f.component
+        what = f"{c.name} {c.version} ({c.ecosystem})"
+    else:
+        what = f.location
+    if f.type == "vulnerability":
+        ident = ", ".join(f.ids)
+        if f.aliases:
+            ident += f" (aliases: {', '.join(f.aliases)})"
+    else:
+        ident = f.signature or f.engine or ""
+    if accepted:
+        blocking = "No (accepted)"
+    else:
+        blocking = "Yes" if f.blocking else "No"
+    return (
+        f.id,
+        _TYPE_LABELS.get(f.type, f.type),
+        what,
+        ident,
+        f.cvss.score if f.cvss is not None else None,
+        None,
+        None,
+        None,
+        blocking,
+        accepted,
+        f.severity or "",
+        f.cvss.vector if f.cvss is not None else "",
+        f.cvss.source if f.cvss is not None else "",
+        f.location,
+        ", ".join(f.fixed_versions),
+        f.component.purl if f.component is not None else "",
+        f.engine or "",
+        f.summary,
+        "\n".join(f.references),
+    )
+
+
+def _write_lists(ws, wb) -> None:
+    for row, reason in enumerate(REASONS, start=1):
+        ws.cell(row, 1, reason)
+    ref = f"'{LISTS}'!$A$1:$A${len(REASONS)}"
+    wb.defined_names.add(DefinedName(_REASONS_NAME, attr_text=ref))
+    ws.sheet_state = "veryHidden"
+
+
+def _write_binding(ws, key: bytes, report_id: str, rows: list[list]) -> None:
+    """Store the report id, the finding ids and per-cell digests of A–E, plus their HMAC."""
+    entries = [
+        (row, _canon(values[0]), tuple(_cell_digests(key, report_id, row, values)))
+        for row, values in enumerate(rows, start=2)
+    ]
+    lines = [
+        ["format", FORMAT],
+        ["report_id", report_id],
+        ["rows", len(entries)],
+        ["hmac", _binding_mac(key, report_id, entries)],
+        ["row", "finding_id", *(f"digest_{get_column_letter(c)}" for c in range(1, _BOUND_COLS + 1))],
+        *([row, finding_id, *digests] for row, finding_id, digests in entries),
+    ]
+    for row, line in enumerate(lines, start=1):
+        for col, value in enumerate(line, start=1):
+            _put(ws, row, col, value)
+    ws.sheet_state = "veryHidden"
+
+
+def _put(ws, row: int, col: int, value):
+    """Write a value as data, never as a formula, without characters XML cannot hold."""
+    if isinstance(value, str):
+        value = _clean(value)[:_EXCEL_CELL_CHARS]
+    cell = ws.cell(row, col)
+    cell.value = value
+    if isinstance(value, str) and value.startswith("="):
+        cell.data_type = "s"
+    return cell
+
+
+def _clean(text: str) -> str:
+    text = ILLEGAL_CHARACTERS_RE.sub("", text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --------------------------------------------------------------------------- binding
+
+
+def _key(secret: bytes | str) -> bytes:
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if not key:
+        raise ValueError("the report secret must not be empty")
+    return key
+
+
+def _sheet_password(key: bytes, report_id: str) -> str:
+    # Sheet protection only guides a spreadsheet user; the HMAC is what proves A–E.
+    return hmac.new(key, b"sheet-protection\0" + report_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def _canon(value) -> str:
+    """One text form per cell value, stable across spreadsheet programs' save/load."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = _clean(str(value))
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def _mac(key: bytes, payload) -> str:
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _cell_digests(key: bytes, report_id: str, row: int, values: Sequence) -> list[str]:
+    return [
+        _mac(key, ["cell", FORMAT, report_id, row, col, _canon(value)])[:32]
+        for col, value in enumerate(values[:_BOUND_COLS], start=1)
+    ]
+
+
+def _binding_mac(key: bytes, report_id: str, entries) -> str:
+    """HMAC over the report id and, per finding row, its id and the digests of A–E."""
+    return _mac(key, ["binding", FORMAT, report_id,
+                      [[row, fid, list(digests)] for row, fid, digests in entries]])
+
+
+@dataclass(frozen=True)
+class _Binding:
+    report_id: str
+    entries: tuple[tuple[int, str, tuple[str, ...]], ...]
+
+
+# --------------------------------------------------------------------------- read
+
+
+def read_appeal(
+    data: bytes,
+    *,
+    secret: bytes | str,
+    report_id: str | None = None,
+    max_bytes: int = 10 * 1024 * 1024,
+    require_yes: bool = True,
+) -> Appeal:
+    """Read the seller's claims from a filled-in report, or raise :class:`ReportError`.
+
+    The file must be a report issued with ``secret`` (and, when given, for
+    ``report_id``) whose columns A–E, rows and header are unchanged. With
+    ``require_yes`` at least one finding must be marked Yes (see
+    :func:`require_claims`).
+    """
+    key = _key(secret)
+    _check_container(data, max_bytes)
+    with _openpyxl_quirks_tolerated():
+        try:
+            wb = load_workbook(io.BytesIO(data), read_only=True, keep_links=False)
+        except Exception as exc:  # openpyxl raises many types for a damaged file
+            raise ReportError(
+                "The file could not be opened as an xlsx workbook; upload the report as downloaded."
+            ) from exc
+        try:
+            binding = _read_binding(wb, key)
+            if report_id is not None and binding.report_id != report_id:
+                raise ReportError(
+                    "This report belongs to another scan; download the report of the latest scan "
+                    "and fill that one in."
+                )
+            rows = _read_rows(wb, key, binding)
+        finally:
+            wb.close()
+    appeal = Appeal(binding.report_id, tuple(_claims(rows)))
+    if require_yes:
+        require_claims(appeal)
+    return appeal
+
+
+def require_claims(appeal: Appeal) -> None:
+    """Refuse an appeal in which no finding is marked as a false positive."""
+    if not any(claim.false_positive for claim in appeal.claims):
+        raise ReportError(
+            "Mark at least one finding as a false positive: set column F to Yes and give a "
+            "reason in column G."
+        )
+
+
+def _check_container(data: bytes, max_bytes: int) -> None:
+    """Refuse, before any workbook parsing, what is not a small, safe xlsx zip."""
+    if len(data) > max_bytes:
+        raise ReportError(
+            f"The file is {len(data) / 2**20:.1f} MB, more than the {max_bytes / 2**20:.1f} MB "
+            "a report may be."
+        )
+    if data.startswith(_OLE_MAGIC):
+        raise ReportError(
+            "This is an old-format (.xls) or password-protected workbook; save the report as an "
+            "unencrypted .xlsx file and upload that."
+        )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ReportError(
+            "The file is not an xlsx workbook; upload the security scan report (.xlsx)."
+        ) from exc
+    with archive:
+        infos = archive.infolist()
+        names = {info.filename for info in infos}
+        if "[Content_Types].xml" not in names or not any(n.startswith("xl/") for n in names):
+            raise ReportError(
+                "The file is a zip archive but not an xlsx workbook; upload the security scan "
+                "report (.xlsx)."
+            )
+        if len(infos) > MAX_MEMBERS or sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
+            raise ReportError(
+                "The workbook unpacks to far more data than a report holds; upload the report "
+                "as downloaded."
+            )
+        for info in infos:
+            if info.filename.lower().endswith(_XML_SUFFIXES):
+                _check_xml_part(archive, info)
+
+
+def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Parse one XML part with defusedxml (no DTDs, entities or external references).
+
+    Rows in worksheet parts are counted and their numbers bounded, since
+    openpyxl pads the gaps between row numbers with empty rows.
+    """
+    worksheet = info.filename.startswith("xl/worksheets/")
+    rows = 0
+    stack = []
+    try:
+        with archive.open(info) as src:
+            events = defusedxml.ElementTree.iterparse(src, events=("start", "end"), forbid_dtd=True)
+            for event, elem in events:
+                if event == "start":
+                    stack.append(elem)
+                    continue
+                stack.pop()
+                if stack:
+                    # Drop one child per finished element so the tree never grows;
+                    # nothing here reads children, only tags and attributes.
+                    del stack[-1][-1]
+                if worksheet and elem.tag.endswith("}row"):
+                    rows += 1
+                    if rows > MAX_FINDINGS + 1 or not _row_number_ok(elem.get("r")):
+                        raise ReportError(
+                            "The Findings sheet has more rows than a report holds; upload the "
+                            "report as downloaded."
+                        )
+    except defusedxml.DefusedXmlException as exc:
+        raise ReportError(
+            "The workbook contains XML declarations (DTD or entities) that a report never has; "
+            "upload the report as downloaded."
+        ) from exc
+    except (zipfile.BadZipFile, EOFError, OSError, defusedxml.ElementTree.ParseError) as exc:
+        raise ReportError(
+            f"The workbook is damaged ({info.filename} cannot be read); upload the report as "
+            "downloaded."
+        ) from exc
+
+
+def _row_number_ok(r: str | None) -> bool:
+    if r is None:
+        return True
+    return r.isdigit() and 1 <= int(r) <= _EXCEL_MAX_ROW
+
+
+@contextmanager
+def _openpyxl_quirks_tolerated() -> Iterator[None]:
+    """Silence the notices openpyxl gives about parts it drops while reading.
+
+    Spreadsheet programs add extensions (Excel writes data validations as an
+    ``x14`` extension once edited) that openpyxl does not read; they never
+    touch the values this module reads, so the notice is noise here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".* extension is not supported and will be removed",
+            category=UserWarning, module=r"openpyxl\.",
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"Workbook contains no default style",
+            category=UserWarning, module=r"openpyxl\.",
+        )
+        yield
+
+
+def _sheet(wb, name: str):
+    if name not in wb.sheetnames:
+        raise ReportError(
+            f"The workbook has no {name} sheet, so it is not an Assay security scan report; "
+            f"{_RESUBMIT}."
+        )
+    ws = wb[name]
+    ws.reset_dimensions()  # never trust the stored dimension: rows past it would be skipped
+    return ws
+
+
+def _read_binding(wb, key: bytes) -> _Binding:
+    if BINDING not in wb.sheetnames:
+        raise ReportError(
+            "The workbook has no binding to a scan, so it is not an Assay security scan report; "
+            f"{_RESUBMIT}."
+        )
+    ws = _sheet(wb, BINDING)
+    rows = [tuple(_canon(v) for v in r)
+            for r in ws.iter_rows(max_col=2 + _BOUND_COLS, values_only=True)]
+    damaged = ReportError(
+        f"The report's hidden binding to its scan is damaged; {_RESUBMIT}."
+    )
+    try:
+        head = {rows[i][0]: rows[i][1] for i in range(4)}
+        count = int(head["rows"])
+        if head["format"] != FORMAT or not 0 <= count <= MAX_FINDINGS or len(rows) < 5 + count:
+            raise damaged
+        entries = tuple(
+            (int(r[0]), r[1], tuple(r[2:2 + _BOUND_COLS])) for r in rows[5:5 + count]
+        )
+    except (IndexError, KeyError, ValueError) as exc:
+        raise damaged from exc
+    report_id = head["report_id"]
+    if not hmac.compare_digest(_binding_mac(key, report_id, entries), head["hmac"]):
+        raise ReportError(
+            "This report could not be verified: it was not issued by this portal or its hidden "
+            f"binding was changed; {_RESUBMIT}."
+        )
+    return _Binding(report_id, entries)
+
+
+def _read_rows(wb, key: bytes, binding: _Binding) -> list[tuple[int, str, tuple]]:
+    """Verify the Findings sheet against the binding; return (row, finding id, F–H) per finding."""
+    ws = _sheet(wb, FINDINGS)
+    sheet = list(ws.iter_rows(max_col=_H, values_only=True))
+    header = tuple(_canon(v) for v in (sheet[0] if sheet else ()))
+    if header != HEADERS[:_H]:
+        raise ReportError(
+            f"Row 1 (the header of the Findings sheet) was changed; {_RESUBMIT}."
+        )
+    expected = [fid for _, fid, _ in binding.entries]
+    found = {}
+    for index, values in enumerate(sheet[1:], start=2):
+        found.setdefault(_canon(values[0]), index)
+    out = []
+    for row, fid, digests in binding.entries:
+        values = sheet[row - 1] if row - 1 < len(sheet) else (None,) * _H
+        if _canon(values[0]) != fid:
+            raise ReportError(_row_moved_message(row, fid, _canon(values[0]), expected, found))
+        actual = _cell_digests(key, binding.report_id, row, values)
+        for col, (want, got) in enumerate(zip(digests, actual), start=1):
+            if not hmac.compare_digest(want, got):
+                raise ReportError(
+                    f"Row {row}, column {get_column_letter(col)} was changed, but only columns "
+                    f"F–H may be edited; {_RESUBMIT}."
+                )
+        out.append((row, fid, tuple(values[_F - 1:_H])))
+    for index, values in enumerate(sheet[len(binding.entries) + 1:], start=len(binding.entries) + 2):
+        if any(_canon(v) for v in values[:_BOUND_COLS]):
+            raise ReportError(
+                f"Row {index} was added below the findings, but rows may not be added; "
+                f"{_RESUBMIT}."
+            )
+        if any(_canon(v) for v in values):
+            raise ReportError(
+                f"Row {index} holds no finding; fill in columns F–H only on the rows of findings."
+            )
+    return out
+
+
+def _row_moved_message(row, want, got, expected, found) -> str:
+    if not got:
+        what = f"finding {want} is missing (a row was removed or an empty row inserted)"
+    elif got in expected:
+        what = f"it should hold finding {want}: rows were sorted, moved or removed"
+    elif want in found:
+        what = f"a row was inserted above finding {want}"
+    else:
+        what = f"column A was changed (it should hold finding {want})"
+    return f"Row {row}: {what}; only columns F–H may be edited, so {_RESUBMIT}."
+
+
+def _claims(rows) -> Iterator[Claim]:
+    for row, fid, (f, g, h) in rows:
+        answer, reason, evidence = _canon(f), _canon(g), _canon(h)
+        if not (answer or reason or evidence):
+            continue
+        for col, text in (("G", reason), ("H", evidence)):
+            if len(text) > MAX_TEXT:
+                raise ReportError(
+                    f"Row {row}, column {col}: the text is {len(text)} characters long; keep it "
+                    f"under {MAX_TEXT} and attach longer evidence as a separate file."
+                )
+        false_positive = _yes_no(row, answer)
+        reason = _known_reason(reason)
+        if false_positive and not reason:
+            raise ReportError(
+                f"Row {row}, column G: give a reason for each finding marked Yes."
+            )
+        if false_positive and reason == _OTHER and not evidence:
+            raise ReportError(
+                f"Row {row}, column H: explain the reason, since column G says “{_OTHER}”."
+            )
+        yield Claim(fid, false_positive, reason, evidence, row)
+
+
+def _yes_no(row: int, answer: str) -> bool:
+    word = answer.casefold()
+    if word in ("yes", "y"):
+        return True
+    if word in ("no", "n"):
+        return False
+    if not word:
+        raise ReportError(
+            f"Row {row}, column F: choose Yes or No, since columns G–H of this row are filled in."
+        )
+    shown = answer if len(answer) <= 40 else answer[:40] + "…"
+    raise ReportError(f"Row {row}, column F: “{shown}” is not Yes or No.")
+
+
+def _known_reason(reason: str) -> str:
+    folded = re.sub(r"\s+", " ", reason).casefold()
+    for known in REASONS:
+        if known.casefold() == folded:
+            return known
+    return reason
