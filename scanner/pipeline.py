@@ -1,0 +1,175 @@
+"""The scan pipeline: one package file in, one :class:`ScanResult` out (DESIGN §5).
+
+fetch (hash) → identify → unpack → catalog → match → virus → verdict. The
+``report`` stage belongs to the caller, which writes the outputs it wants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scanner.catalog import catalog
+from scanner.identify import identify
+from scanner.model import (
+    Finding,
+    PackageInfo,
+    Progress,
+    ScanError,
+    ScanInfo,
+    ScanResult,
+    Settings,
+)
+from scanner.osv import OsvDatabase
+from scanner.unpack import unpack
+from scanner.virus import scan_members
+
+CHUNK = 1024 * 1024
+_TYPE_ORDER = {"virus": 0, "unscanned": 1, "vulnerability": 2}
+
+
+def scan_package(
+    path: Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    name: str | None = None,
+    osv: OsvDatabase | None = None,
+) -> ScanResult:
+    """Scan one package file and decide its verdict.
+
+    ``name`` is the seller's file name (defaults to ``path.name``); it is what the
+    name rules apply to and what locations start with. ``osv`` lets a long-lived
+    caller load the vulnerability data once; otherwise ``settings.osv_paths`` is read.
+    Raises :class:`ScanError` when the package cannot be scanned at all. The scratch
+    directory is removed whatever happens.
+    """
+    path = Path(path)
+    name = name or path.name
+    report = _reporter(progress)
+    started = _now()
+    if osv is None:
+        if not settings.osv_paths:
+            raise ScanError("no vulnerability data configured (OSV paths)")
+        osv = OsvDatabase.load(settings.osv_paths)
+
+    size, sha256 = _fetch(path, report)
+    report("identify", 0, 1)
+    fmt = identify(path, name)
+    report("identify", 1, 1)
+
+    scratch = Path(tempfile.mkdtemp(prefix="assay-scan-", dir=settings.scratch_dir))
+    try:
+        report("unpack", 0, 1)
+        unpacked = unpack(path, scratch, settings.limits, name=name, progress=progress)
+        report("unpack", 1, 1)
+
+        report("catalog", 0, 1)
+        components = sorted(catalog(unpacked), key=_component_key)
+        report("catalog", 1, 1)
+
+        report("match", 0, len(components))
+        vulnerabilities = osv.match(components, settings.threshold)
+        report("match", len(components), len(components))
+
+        report("virus", 0, len(unpacked.members))
+        virus_findings, engines = scan_members(unpacked.members, settings, progress)
+        report("virus", len(unpacked.members), len(unpacked.members))
+    finally:
+        _remove(scratch)
+
+    report("verdict", 0, 1)
+    findings = tuple(
+        sorted([*unpacked.findings, *virus_findings, *vulnerabilities], key=_finding_key)
+    )
+    result = ScanResult(
+        verdict=verdict(findings),
+        package=PackageInfo(name=name, size=size, sha256=sha256, format=fmt),
+        components=tuple(components),
+        findings=findings,
+        scan=ScanInfo(
+            policy=settings.policy,
+            threshold=settings.threshold,
+            engines={**engines, "osv": osv.snapshot},
+            osv_records=osv.records,
+            started=started,
+            finished=_now(),
+        ),
+    )
+    report("verdict", 1, 1)
+    return result
+
+
+def verdict(findings) -> str:
+    """Rejected if any virus, any unscanned content, or any blocking vulnerability."""
+    for finding in findings:
+        if finding.type in ("virus", "unscanned") or finding.blocking:
+            return "rejected"
+    return "approved"
+
+
+def _fetch(path: Path, report) -> tuple[int, str]:
+    """Size and sha256 of the package, read in chunks."""
+    try:
+        total = path.stat().st_size
+        digest = hashlib.sha256()
+        done = 0
+        report("fetch", 0, total)
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                done += len(chunk)
+                if done % (256 * CHUNK) < CHUNK:
+                    report("fetch", done, total)
+    except OSError as exc:
+        raise ScanError(f"cannot read the package: {exc.strerror or exc}") from exc
+    report("fetch", done, total)
+    return done, digest.hexdigest()
+
+
+def _reporter(progress: Progress | None):
+    def report(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(stage, done, total)
+
+    return report
+
+
+def _component_key(component):
+    return (component.ecosystem, component.name.lower(), component.version, component.location)
+
+
+def _finding_key(finding: Finding):
+    score = finding.cvss.score if finding.cvss else -1.0
+    return (not finding.blocking, -score, _TYPE_ORDER.get(finding.type, 3), finding.location,
+            finding.id)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _remove(scratch: Path) -> None:
+    """Remove the scratch tree, even where unpacking left read-only directories."""
+
+    def retry(func, target, _exc):
+        try:
+            os.chmod(os.path.dirname(target), stat.S_IRWXU)
+            os.chmod(target, stat.S_IRWXU)
+        except OSError:
+            pass
+        try:
+            func(target)
+        except OSError:
+            pass
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(scratch, onexc=retry)
+    else:
+        shutil.rmtree(scratch, onerror=retry)
