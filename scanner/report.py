@@ -338,7 +338,7 @@ def _write_binding(ws, key: bytes, report_id: str, rows: list[list]) -> None:
 def _put(ws, row: int, col: int, value):
     """Write a value as data, never as a formula, without characters XML cannot hold."""
     if isinstance(value, str):
-        value = _clean(value)[:_EXCEL_CELL_CHARS]
+        value = _clean(value)[:_EXCEL_CELL_CHARS] or None
     cell = ws.cell(row, col)
     cell.value = value
     if isinstance(value, str) and value.startswith("="):
@@ -372,10 +372,9 @@ def _canon(value) -> str:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, (int, float)):
+        # Spreadsheet programs keep 15 significant digits and may write 7.0 as 7.
+        return format(value, ".15g")
     if isinstance(value, datetime):
         return value.isoformat()
     text = _clean(str(value))
