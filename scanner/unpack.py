@@ -1,0 +1,735 @@
+"""Safe recursive unpacking of a package into a scratch directory.
+
+Archives are read entry by entry and streamed to disk in bounded chunks. Only
+regular files and directories are ever created, every file with mode 0o644 and
+every directory 0o755, and only under the scratch root: an entry whose name
+climbs out (``..``, absolute paths), a link, a device or a fifo is never
+created. Such an entry, a limit that is hit, or a corrupt archive becomes an
+``unscanned`` finding naming what was not examined, and unpacking goes on with
+the rest wherever that is safe.
+
+Disk layout: each opened archive gets its own flat directory ``scratch/cNNNNNN``,
+so nesting depth never lengthens paths on disk. The location of a member is the
+readable path through its containers (``pkg.zip!/lib/x.jar!/META-INF/...``).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import lzma
+import os
+import stat
+import struct
+import tarfile
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Iterator
+
+from scanner import identify
+from scanner.model import NEST, Finding, Limits, Progress
+
+CHUNK = 1024 * 1024
+#: The expansion ratio is only judged once an archive has produced this much:
+#: a tiny archive of a few kilobytes of zeros is no bomb.
+RATIO_FLOOR = 1024 * 1024
+#: How much of the data after a tar archive's last readable header is inspected.
+TAIL_PROBE = 64 * 1024 * 1024
+#: The longest link target read from a zip entry.
+LINK_MAX = 4096
+
+# What a damaged or hostile stream raises while it is read.
+READ_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One regular file found in the package (or the package itself)."""
+
+    path: Path  # the file on disk; under the scratch root except for the package itself
+    location: str  # "pkg.tar.gz!/dir/lib/x.jar!/META-INF/maven/g/a/pom.properties"
+    size: int
+    depth: int  # 0 for the package, 1 for its members, 2 inside a nested archive...
+    container: bool  # True when this file was opened as an archive (its members follow)
+
+
+@dataclass
+class Unpacked:
+    root: Path
+    members: list[Member] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def unpack(
+    package: Path,
+    scratch: Path,
+    limits: Limits,
+    *,
+    name: str,
+    progress: Progress | None = None,
+) -> Unpacked:
+    """Unpack ``package`` (named ``name`` by the seller) recursively under ``scratch``.
+
+    Every regular file is listed in ``members``, the package first and each
+    container followed by its own members; everything that could not be
+    examined is in ``findings``.
+    """
+    result = Unpacked(root=Path(scratch))
+    for item in iter_unpack(package, scratch, limits, name=name, progress=progress):
+        if isinstance(item, Member):
+            result.members.append(item)
+        else:
+            result.findings.append(item)
+    return result
+
+
+def iter_unpack(
+    package: Path,
+    scratch: Path,
+    limits: Limits,
+    *,
+    name: str,
+    progress: Progress | None = None,
+) -> Iterator[Member | Finding]:
+    """Like :func:`unpack`, yielding each member as soon as it is on disk."""
+    yield from _Unpacker(Path(package), Path(scratch), limits, progress).run(name)
+
+
+def finding_id(location: str, code: str) -> str:
+    """The stable fingerprint of an unscanned finding."""
+    return hashlib.sha256(f"unscanned|{location}|{code}".encode()).hexdigest()[:32]
+
+
+def unscanned(location: str, code: str, summary: str) -> Finding:
+    return Finding(
+        id=finding_id(location, code),
+        type="unscanned",
+        location=location,
+        blocking=True,
+        engine="unpack",
+        summary=summary,
+    )
+
+
+class _Stop(Exception):
+    """A limit was crossed while a file was being written."""
+
+    def __init__(self, scope: str, finding: Finding):
+        super().__init__(finding.summary)
+        self.scope = scope  # "file", "box" (this archive) or "all"
+        self.finding = finding
+
+
+class _Corrupt(Exception):
+    """The archive's data could not be read."""
+
+
+@dataclass
+class _Box:
+    """An archive being opened."""
+
+    location: str
+    depth: int  # the depth of the archive itself; its members are one deeper
+    size: int  # bytes on disk, for the expansion ratio
+    dir: Path
+    out: int = 0
+    stopped: bool = False
+
+
+class _Unpacker:
+    def __init__(self, package: Path, scratch: Path, limits: Limits, progress: Progress | None):
+        self.package = package
+        self.scratch = scratch
+        self.limits = limits
+        self.progress = progress
+        self.package_size = package.stat().st_size
+        self.total = 0
+        self.count = 0
+        self.boxes = 0
+        self.spills = 0
+        self.stopped = False
+        self.seen: set[str] = set()
+        self.last_progress = 0.0
+
+    # -- the tree ---------------------------------------------------------------
+
+    def run(self, name: str) -> Iterator[Member | Finding]:
+        self.scratch.mkdir(mode=0o755, parents=True, exist_ok=True)
+        kind = identify.sniff(self.package)
+        opens = kind in identify.ARCHIVES
+        yield Member(self.package, name, self.package_size, 0, opens)
+        if opens:
+            yield from self._open(self.package, name, kind, 0)
+        elif kind in identify.UNSUPPORTED:
+            yield from self._finding(name, "unsupported", _unsupported(kind))
+        self._report(self.package_size, force=True)
+
+    def _open(self, path: Path, location: str, kind: str, depth: int) -> Iterator:
+        self.boxes += 1
+        box = _Box(location, depth, path.stat().st_size, self.scratch / f"c{self.boxes:06d}")
+        box.dir.mkdir(mode=0o755)
+        if kind == "zip":
+            yield from self._zip(path, box)
+        elif kind.startswith("tar"):
+            yield from self._tar(path, box)
+        else:
+            yield from self._single(path, box, kind)
+
+    def _nested(self, path: Path, location: str, depth: int, size: int) -> Iterator:
+        """Yield a freshly written member, then its own members if it is an archive."""
+        kind = identify.sniff(path) if size else None
+        opens = kind in identify.ARCHIVES
+        if opens and depth + 1 > self.limits.max_depth:
+            opens = False
+            yield from self._finding(
+                location,
+                "depth",
+                f"nesting deeper than {self.limits.max_depth} levels: {location} was not opened",
+            )
+        elif kind in identify.UNSUPPORTED:
+            yield from self._finding(location, "unsupported", _unsupported(kind))
+        yield Member(path, location, size, depth, opens)
+        if opens and not self.stopped:
+            yield from self._open(path, location, kind, depth)
+
+    # -- zip --------------------------------------------------------------------
+
+    def _zip(self, path: Path, box: _Box) -> Iterator:
+        try:
+            zf = zipfile.ZipFile(path)
+        except READ_ERRORS as e:
+            yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
+            yield from self._zip_salvage(path, box)
+            return
+        with zf:
+            for info in zf.infolist():
+                if box.stopped or self.stopped:
+                    break
+                if info.is_dir():
+                    continue
+                self._report(info.header_offset, top=box.depth == 0)
+                yield from self._zip_entry(zf, info, box)
+
+    def _zip_entry(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, box: _Box) -> Iterator:
+        raw = _zip_name(info)
+        mode = info.external_attr >> 16 if info.create_system == 3 else 0
+        if not (yield from self._admit(box, raw, backslash=True)):
+            return
+        parts = _parts(raw, backslash=True)
+        location = _join(box.location, parts)
+        if stat.S_ISDIR(mode):
+            return
+        if stat.S_ISLNK(mode):
+            try:
+                with zf.open(info) as f:
+                    target = f.read(LINK_MAX).decode("utf-8", "replace")
+            except READ_ERRORS as e:
+                yield from self._finding(location, "corrupt", f"archive is corrupt: {e}")
+                return
+            yield from self._link(box, parts, target, hard=False)
+            return
+        if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            yield from self._special(location, mode)
+            return
+        if info.flag_bits & 0x1:
+            yield from self._finding(location, "encrypted", f"encrypted entry was not examined: {location}")
+            return
+        if not (yield from self._precheck(box, location, info.file_size)):
+            return
+        try:
+            src = zf.open(info)
+        except READ_ERRORS as e:
+            yield from self._finding(location, "corrupt", f"archive is corrupt: {e}")
+            return
+        with src:
+            yield from self._store(box, parts, location, src)
+
+    def _zip_salvage(self, path: Path, box: _Box) -> Iterator:
+        """Read what the local headers of a zip with a broken directory still hold."""
+        with open(path, "rb") as f:
+            for raw, size, src in _local_entries(f):
+                if box.stopped or self.stopped:
+                    break
+                if raw.endswith("/"):
+                    continue
+                if not (yield from self._admit(box, raw, backslash=True)):
+                    continue
+                parts = _parts(raw, backslash=True)
+                location = _join(box.location, parts)
+                if size is not None and not (yield from self._precheck(box, location, size)):
+                    break
+                yield from self._store(box, parts, location, src)
+
+    # -- tar --------------------------------------------------------------------
+
+    def _tar(self, path: Path, box: _Box) -> Iterator:
+        with open(path, "rb") as raw:
+            counted = _Counting(raw)
+            try:
+                tf = tarfile.open(fileobj=counted, mode="r|*", errorlevel=1)
+            except READ_ERRORS as e:
+                yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
+                return
+            with tf:
+                while not (box.stopped or self.stopped):
+                    try:
+                        info = tf.next()
+                    except READ_ERRORS as e:
+                        yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
+                        return
+                    if info is None:
+                        yield from self._tar_tail(tf, box)
+                        return
+                    tf.members.clear()  # bounded memory: links are never followed
+                    self._report(counted.pos, top=box.depth == 0)
+                    yield from self._tar_entry(tf, info, box)
+
+    def _tar_entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo, box: _Box) -> Iterator:
+        if info.isdir():
+            return
+        raw = info.name
+        if not (yield from self._admit(box, raw, backslash=False)):
+            return
+        parts = _parts(raw, backslash=False)
+        location = _join(box.location, parts)
+        if info.issym() or info.islnk():
+            yield from self._link(box, parts, info.linkname, hard=info.islnk())
+            return
+        if info.ischr() or info.isblk() or info.isfifo():
+            yield from self._special(location, _tar_mode(info))
+            return
+        if not (yield from self._precheck(box, location, info.size)):
+            return
+        try:
+            src = tf.extractfile(info)
+        except READ_ERRORS as e:
+            yield from self._finding(location, "corrupt", f"archive is corrupt: {e}")
+            return
+        if src is None:
+            return
+        yield from self._store(box, parts, location, src)
+
+    def _tar_tail(self, tf: tarfile.TarFile, box: _Box) -> Iterator:
+        """tarfile ends quietly at a bad header; anything but zeros after it is unread data."""
+        left = TAIL_PROBE
+        try:
+            while left > 0:
+                chunk = tf.fileobj.read(min(CHUNK, left))
+                if not chunk:
+                    return
+                if chunk.strip(b"\0"):
+                    yield from self._finding(
+                        box.location,
+                        "corrupt",
+                        f"archive is corrupt: unreadable data after its last good entry;"
+                        f" the rest of {box.location} was not examined",
+                    )
+                    return
+                left -= len(chunk)
+        except READ_ERRORS as e:
+            yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
+
+    # -- single-file compressors -------------------------------------------------
+
+    def _single(self, path: Path, box: _Box, kind: str) -> Iterator:
+        stem = PurePosixPath(box.location.rsplit(NEST, 1)[-1]).name
+        for suffix in (".gz", ".bz2", ".xz", ".z", ".Z"):
+            if stem.endswith(suffix) and len(stem) > len(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        else:
+            stem = f"{stem}.out"
+        opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}[kind]
+        parts = [_clean(stem)]
+        if not (yield from self._admit(box, stem, backslash=False)):
+            return
+        with opener(path, "rb") as src:
+            yield from self._store(box, parts, _join(box.location, parts), src)
+
+    # -- entries ------------------------------------------------------------------
+
+    def _admit(self, box: _Box, raw: str, *, backslash: bool):
+        """Count an entry and refuse a name that leaves the package root."""
+        self.count += 1
+        if self.count > self.limits.max_members:
+            self.stopped = True
+            yield from self._finding(
+                box.location,
+                "members",
+                f"more than {self.limits.max_members} members: the rest of {box.location}"
+                " and anything after it was not examined",
+            )
+            return False
+        problem = _name_problem(raw, backslash)
+        if problem:
+            code, summary = problem
+            yield from self._finding(box.location + NEST + _text(raw), code, summary)
+            return False
+        return True
+
+    def _link(self, box: _Box, parts: list[str], target: str, *, hard: bool) -> Iterator:
+        """Links are never created; one that points out of the package is reported."""
+        location = _join(box.location, parts)
+        if hard:
+            inside = _name_problem(target, backslash=False) is None
+        else:
+            inside = not target.startswith("/") and ".." not in PurePosixPath(
+                os.path.normpath("/".join(parts[:-1] + [target]))
+            ).parts
+        if not inside:
+            yield from self._finding(
+                location,
+                "link",
+                f"link points outside the package: {_text('/'.join(parts))} -> {_text(target)}",
+            )
+
+    def _special(self, location: str, mode: int) -> Iterator:
+        what = (
+            "character device"
+            if stat.S_ISCHR(mode)
+            else "block device"
+            if stat.S_ISBLK(mode)
+            else "fifo"
+            if stat.S_ISFIFO(mode)
+            else "socket"
+            if stat.S_ISSOCK(mode)
+            else "special file"
+        )
+        yield from self._finding(location, "special", f"{what} was not extracted: {location}")
+
+    def _precheck(self, box: _Box, location: str, declared: int):
+        """Refuse, before writing anything, an entry whose declared size breaks a limit."""
+        try:
+            self._check(box, location, 0, declared)
+        except _Stop as stop:
+            yield from self._stop(box, stop)
+            return False
+        return True
+
+    def _store(self, box: _Box, parts: list[str], location: str, src: BinaryIO) -> Iterator:
+        """Stream one entry to disk, then yield it (and its members if it is an archive)."""
+        path, fd = self._create(box.dir, parts)
+        written = 0
+        problem = None
+        with open(fd, "wb") as dst:
+            while True:
+                try:
+                    chunk = src.read(CHUNK)
+                except READ_ERRORS as e:
+                    problem = _Corrupt(str(e))
+                    break
+                if not chunk:
+                    break
+                try:
+                    self._check(box, location, written, len(chunk))
+                except _Stop as stop:
+                    problem = stop
+                    break
+                dst.write(chunk)
+                written += len(chunk)
+                box.out += len(chunk)
+                self.total += len(chunk)
+        if isinstance(problem, _Corrupt):
+            yield from self._finding(location, "corrupt", f"archive is corrupt: {problem}")
+        elif problem is not None:
+            yield from self._stop(box, problem)
+        yield from self._nested(path, location, box.depth + 1, written)
+
+    def _check(self, box: _Box, location: str, written: int, more: int) -> None:
+        lim = self.limits
+        if written + more > lim.max_file_bytes:
+            raise _Stop(
+                "file",
+                unscanned(
+                    location,
+                    "file-size",
+                    f"file larger than {_size(lim.max_file_bytes)}: {location} was not fully examined",
+                ),
+            )
+        if self.total + more > lim.max_total_bytes:
+            raise _Stop(
+                "all",
+                unscanned(
+                    box.location,
+                    "total-bytes",
+                    f"more than {_size(lim.max_total_bytes)} unpacked in total: the rest of"
+                    f" {box.location} and anything after it was not examined",
+                ),
+            )
+        out = box.out + more
+        if out > RATIO_FLOOR and out > lim.max_ratio * max(box.size, 1):
+            raise _Stop(
+                "box",
+                unscanned(
+                    box.location,
+                    "ratio",
+                    f"expansion ratio over {lim.max_ratio:g}: the rest of {box.location}"
+                    " was not examined",
+                ),
+            )
+        total = self.total + more
+        if total > RATIO_FLOOR and total > lim.max_ratio * max(self.package_size, 1):
+            raise _Stop(
+                "all",
+                unscanned(
+                    box.location,
+                    "ratio-total",
+                    f"package expands more than {lim.max_ratio:g} times: the rest of"
+                    f" {box.location} and anything after it was not examined",
+                ),
+            )
+
+    def _stop(self, box: _Box, stop: _Stop) -> Iterator:
+        if stop.scope == "box":
+            box.stopped = True
+        elif stop.scope == "all":
+            self.stopped = True
+        yield from self._emit(stop.finding)
+
+    def _finding(self, location: str, code: str, summary: str) -> Iterator:
+        yield from self._emit(unscanned(location, code, summary))
+
+    def _emit(self, finding: Finding) -> Iterator:
+        if finding.id not in self.seen:
+            self.seen.add(finding.id)
+            yield finding
+
+    def _create(self, base: Path, parts: list[str]) -> tuple[Path, int]:
+        """Create a new regular file for an entry under ``base``; never reuse one.
+
+        A duplicate entry, a file standing where the name needs a directory, or a
+        name the file system refuses goes to a numbered file under ``spill/``;
+        its location still names the entry.
+        """
+        path = base.joinpath(*parts)
+        try:
+            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            return path, os.open(path, _CREATE, 0o644)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            pass
+        except OSError as e:
+            if e.errno not in _NAME_ERRNOS:
+                raise
+        self.spills += 1
+        spill = self.scratch / "spill"
+        spill.mkdir(mode=0o755, exist_ok=True)
+        path = spill / str(self.spills)
+        return path, os.open(path, _CREATE, 0o644)
+
+    def _report(self, done: int, *, top: bool = True, force: bool = False) -> None:
+        if self.progress is None or not top:
+            return
+        now = time.monotonic()
+        if force or now - self.last_progress >= 0.25:
+            self.last_progress = now
+            self.progress("unpack", min(done, self.package_size), self.package_size)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_NAME_ERRNOS = {36, 84, 22}  # ENAMETOOLONG, EILSEQ, EINVAL
+
+
+# -- names ------------------------------------------------------------------------
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """The entry name as readable text: UTF-8 when it decodes so, else cp437."""
+    name = info.filename
+    if info.flag_bits & 0x800:
+        return name
+    raw = info.orig_filename.encode("cp437")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return info.orig_filename
+
+
+def _name_problem(raw: str, backslash: bool) -> tuple[str, str] | None:
+    name = raw.replace("\\", "/") if backslash else raw
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
+        return "absolute", f"absolute path refused: {_text(raw)}"
+    if ".." in name.split("/"):
+        return "traversal", f"path escapes the package root: {_text(raw)}"
+    if "\0" in name:
+        return "name", f"entry name holds a NUL byte: {_text(raw)}"
+    if not _parts(raw, backslash):
+        return "name", f"entry has an empty name: {_text(raw)!r}"
+    return None
+
+
+def _parts(raw: str, backslash: bool) -> list[str]:
+    name = raw.replace("\\", "/") if backslash else raw
+    return [_clean(p) for p in name.split("/") if p not in ("", ".")]
+
+
+def _clean(part: str) -> str:
+    return _text(part)
+
+
+def _text(name: str) -> str:
+    """Readable text for a name: undecodable bytes as \\xNN, control characters escaped."""
+    if any("\udc80" <= c <= "\udcff" for c in name):
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
+
+
+def _join(location: str, parts: list[str]) -> str:
+    return location + NEST + "/".join(parts)
+
+
+def _tar_mode(info: tarfile.TarInfo) -> int:
+    kinds = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
+    return kinds.get(info.type, 0) | (info.mode & 0o7777)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.4g} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _unsupported(kind: str) -> str:
+    return f"{identify.describe(kind)} cannot be opened: its content was not examined"
+
+
+# -- streams ---------------------------------------------------------------------
+
+
+class _Counting:
+    """A read-only file wrapper that knows how far it has read (for progress)."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def _local_entries(f: BinaryIO) -> Iterator[tuple[str, int | None, BinaryIO]]:
+    """Walk a zip's local file headers from the start, for stored and deflated entries."""
+
+    while True:
+        head = f.read(30)
+        if len(head) < 30 or head[:4] != b"PK\x03\x04":
+            return
+        _, _, flags, method, _, _, _, csize, usize, nlen, xlen = struct.unpack("<4sHHHHHIIIHH", head)
+        raw_name = f.read(nlen)
+        extra = f.read(xlen)
+        if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF:
+            csize, usize = _zip64_sizes(extra, csize, usize)
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        if not flags & 0x800:
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        if flags & 0x1 or method not in (0, 8):
+            return  # cannot tell where an encrypted or unknown entry ends
+        described = not flags & 0x8
+        if method == 0:
+            if not described:
+                return
+            src = _Bounded(f, csize)
+        else:
+            src = _Inflating(f, csize if described else None)
+        yield name, usize if described else None, src
+        try:
+            src.finish()
+        except READ_ERRORS:
+            return
+        if not described:
+            tail = f.read(4)
+            f.read(12 if tail == b"PK\x07\x08" else 8)
+
+
+def _zip64_sizes(extra: bytes, csize: int, usize: int) -> tuple[int, int]:
+
+    i = 0
+    while i + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, i)
+        if tag == 1:
+            body = extra[i + 4 : i + 4 + size]
+            values = list(struct.unpack_from(f"<{len(body) // 8}Q", body))
+            if usize == 0xFFFFFFFF and values:
+                usize = values.pop(0)
+            if csize == 0xFFFFFFFF and values:
+                csize = values.pop(0)
+            break
+        i += 4 + size
+    return csize, usize
+
+
+class _Bounded:
+    def __init__(self, f: BinaryIO, size: int):
+        self.f = f
+        self.left = size
+
+    def read(self, n: int) -> bytes:
+        data = self.f.read(min(n, self.left))
+        self.left -= len(data)
+        return data
+
+    def finish(self) -> None:
+        while self.left > 0 and self.read(CHUNK):
+            pass
+
+
+class _Inflating:
+    """Raw deflate data read from a file up to its end (or ``size`` compressed bytes)."""
+
+    def __init__(self, f: BinaryIO, size: int | None):
+        self.f = f
+        self.left = size
+        self.d = zlib.decompressobj(-15)
+        self.buffer = b""
+
+    def read(self, n: int) -> bytes:
+        while not self.d.eof:
+            if self.d.unconsumed_tail:
+                out = self.d.decompress(self.d.unconsumed_tail, n)
+                if out:
+                    return out
+                continue
+            want = CHUNK if self.left is None else min(CHUNK, self.left)
+            data = self.f.read(want) if want else b""
+            if not data:
+                raise EOFError("compressed data ends early")
+            if self.left is not None:
+                self.left -= len(data)
+            out = self.d.decompress(data, n)
+            if out:
+                return out
+        return b""
+
+    def finish(self) -> None:
+        while not self.d.eof and self.read(CHUNK):
+            pass
+        if self.left is None:
+            # The entry ends with the deflate stream: give back what was read past it.
+            self.f.seek(-len(self.d.unused_data), os.SEEK_CUR)
+        elif self.left:
+            self.f.seek(self.left, os.SEEK_CUR)
