@@ -84,13 +84,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args) -> int:
-    from scanner.pipeline import scan_package
-
     secret = args.secret or os.environ.get(SECRET_ENV)
     if args.report and not secret:
         raise _Failure(f"--report needs --secret or ${SECRET_ENV}")
     if not args.package.is_file():
         raise _Failure(f"package not found: {args.package}")
+    from scanner.pipeline import scan_package
+
     settings = Settings(osv_paths=tuple(args.osv), threshold=args.threshold, clamd=args.clamd)
     progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
     try:
