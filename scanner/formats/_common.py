@@ -1,0 +1,255 @@
+"""What every format back end shares: problems, the byte budget, tool runs, harvesting.
+
+External tools never write into the caller's ``outdir`` directly. They run in a
+private staging directory next to it; :func:`harvest` then walks the staging tree
+with ``lstat`` and moves in regular files and directories only. Symbolic links,
+device nodes, sockets and FIFOs carry no bytes to scan and are not created;
+set-id and sticky bits never survive.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from scanner.model import Limits
+
+CHUNK = 1024 * 1024
+#: Below this, an expansion ratio is not worth refusing: tiny images of empty
+#: file systems expand a lot relative to nothing.
+RATIO_FLOOR = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something inside a container that was not examined, and why."""
+
+    path: str  # path inside the container ("" for the whole container)
+    reason: str  # one line, meant for a seller
+
+
+class LimitExceeded(Exception):
+    """Raised inside a back end when the budget is spent; turned into a Problem."""
+
+
+class Budget:
+    """Counts apparent bytes and members written for one container against the limits."""
+
+    def __init__(self, limits: Limits, source_size: int = 0):
+        self.limits = limits
+        self.members = 0
+        self.total = 0
+        cap = limits.max_total_bytes
+        if source_size and limits.max_ratio:
+            cap = min(cap, max(RATIO_FLOOR, int(source_size * limits.max_ratio)))
+        self.cap = cap
+
+    def file_fits(self, size: int) -> str | None:
+        """The reason a file of ``size`` bytes cannot be written, or None."""
+        if size > self.limits.max_file_bytes:
+            return f"file of {size} bytes is over the {self.limits.max_file_bytes}-byte limit"
+        if self.total + size > self.cap:
+            return f"content over the {self.cap}-byte limit for this container"
+        if self.members + 1 > self.limits.max_members:
+            return f"more than {self.limits.max_members} members"
+        return None
+
+    def take(self, size: int) -> None:
+        reason = self.file_fits(size)
+        if reason:
+            raise LimitExceeded(reason)
+        self.members += 1
+        self.total += size
+
+    def remaining(self) -> int:
+        return max(0, min(self.cap - self.total, self.limits.max_file_bytes))
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    returncode: int | None  # None: killed after the timeout
+    stdout: str
+    stderr: str
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+def run_tool(
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    max_file_bytes: int | None = None,
+    stdin_path: Path | None = None,
+) -> ToolResult:
+    """Run an external tool in its own process group with a wall-clock timeout.
+
+    On timeout the whole group is killed. ``max_file_bytes`` caps any single file
+    the tool writes (RLIMIT_FSIZE), so a lying header cannot fill the disk.
+    """
+
+    def limit() -> None:  # runs in the child, before exec
+        if max_file_bytes is not None:
+            cap = max(1, max_file_bytes + 1)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=limit,
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+        )
+    except OSError as exc:
+        if stdin_path:
+            stdin.close()
+        return ToolResult(127, "", f"{argv[0]}: {exc.strerror or exc}")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        code = None
+    finally:
+        if stdin_path:
+            stdin.close()
+    return ToolResult(code, _text(out), _text(err))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def staging_dir(outdir: Path) -> Path:
+    """A private, empty directory beside ``outdir`` (same file system, so moves are renames)."""
+    return Path(tempfile.mkdtemp(prefix=".stage-", dir=outdir.parent))
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a staging tree, whatever modes a tool left on it."""
+
+    def fix(func, name, _exc):  # noqa: ANN001 - shutil's onerror signature
+        try:
+            os.chmod(os.path.dirname(name), 0o700)
+            func(name)
+        except OSError:
+            pass
+
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                try:
+                    os.chmod(p, 0o700)
+                except OSError:
+                    pass
+    shutil.rmtree(path, onerror=fix)
+
+
+def file_mode(st_mode: int) -> int:
+    """0o755 for anything executable, 0o644 otherwise: no set-id, sticky or odd bits."""
+    return 0o755 if st_mode & 0o111 else 0o644
+
+
+def harvest(stage: Path, outdir: Path, budget: Budget, prefix: str = "") -> list[Problem]:
+    """Move regular files and directories from ``stage`` into ``outdir``.
+
+    Walks with ``lstat``, never following a link. Everything that is not a regular
+    file or directory is dropped (it has no content to scan). Files over the
+    budget are deleted with a Problem. A file with several hard links is copied
+    so that nothing in ``outdir`` shares an inode with anything else.
+    """
+    problems: list[Problem] = []
+    outdir.mkdir(parents=True, exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(stage):
+        rel_dir = os.path.relpath(dirpath, stage)
+        dst_dir = outdir if rel_dir == "." else outdir / rel_dir
+        for name in sorted(dirnames):
+            src = os.path.join(dirpath, name)
+            st = os.lstat(src)
+            if stat.S_ISDIR(st.st_mode):
+                os.chmod(src, 0o700)
+                (dst_dir / name).mkdir(exist_ok=True)
+        dirnames[:] = [d for d in dirnames if stat.S_ISDIR(os.lstat(os.path.join(dirpath, d)).st_mode)]
+        for name in sorted(filenames):
+            src = os.path.join(dirpath, name)
+            rel = _join(prefix, os.path.normpath(os.path.join(rel_dir, name)))
+            st = os.lstat(src)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            reason = budget.file_fits(st.st_size)
+            if reason:
+                problems.append(Problem(rel, reason))
+                os.unlink(src)
+                continue
+            budget.take(st.st_size)
+            dst = dst_dir / name
+            if st.st_nlink > 1:
+                shutil.copyfile(src, dst, follow_symlinks=False)
+                os.unlink(src)
+            else:
+                os.replace(src, dst)
+            os.chmod(dst, file_mode(st.st_mode))
+    return problems
+
+
+def _join(prefix: str, rel: str) -> str:
+    rel = rel.replace(os.sep, "/")
+    return f"{prefix}/{rel}" if prefix else rel
+
+
+def safe_relpath(name: str) -> str | None:
+    """A member name as a clean relative path, or None if it would escape."""
+    name = name.replace("\\", "/")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts) or any("\x00" in p for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def write_stream(src, dst: Path, size: int, budget: Budget, mode: int = 0o644) -> None:
+    """Copy ``size`` bytes from a file object into a new regular file ``dst``.
+
+    Counts against ``budget`` first; never follows a link at ``dst``.
+    """
+    budget.take(size)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(dst, flags, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        left = size
+        while left > 0:
+            chunk = src.read(min(CHUNK, left))
+            if not chunk:
+                break
+            out.write(chunk)
+            left -= len(chunk)
+    os.chmod(dst, mode)
+
+
+def write_bytes(dst: Path, data: bytes, budget: Budget, mode: int = 0o644) -> None:
+    import io
+
+    write_stream(io.BytesIO(data), dst, len(data), budget, mode)

@@ -1,0 +1,3 @@
+"""Firmware back ends."""
+
+EXTRACTORS: dict = {}
