@@ -48,6 +48,8 @@ def load_settings() -> None:
     var = var_dir()
     os.environ["ASSAY_VAR"] = str(var)
     os.environ.setdefault("ASSAY_OSV_DIR", str(var / "osv"))
+    # Several gunicorn workers must share one count of login attempts.
+    os.environ.setdefault("ASSAY_RATELIMIT_STORAGE", os.environ["REDIS_URL"])
     for name, value in ensure_secrets(var / "secrets.env").items():
         os.environ.setdefault(name, value)
 
