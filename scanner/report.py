@@ -33,7 +33,7 @@ import defusedxml.ElementTree
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill, Protection
+from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill, Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.workbook.protection import WorkbookProtection
@@ -174,7 +174,10 @@ def write_report(
     return out.getvalue()
 
 
-def _write_summary(ws, result, report_id, asset_name, version_label, accepted) -> None:
+def _write_summary(
+    ws, result: ScanResult, report_id: str, asset_name: str, version_label: str,
+    accepted: Mapping[str, str],
+) -> None:
     findings = result.findings
     scores = [f.cvss.score for f in findings if f.cvss is not None]
     blocking = sum(1 for f in findings if f.blocking and f.id not in accepted)
@@ -219,25 +222,20 @@ def _write_summary(ws, result, report_id, asset_name, version_label, accepted) -
 
 def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str]) -> list[list]:
     """Lay out the Findings sheet; return the A–E values of each row as written."""
-    header_font = Font(bold=True)
-    header_fill = PatternFill("solid", fgColor="D9D9D9")
-    editable_fill = PatternFill("solid", fgColor="FFF2CC")
+    styles = _register_styles(ws.parent)
     for col, title in enumerate(HEADERS, start=1):
-        cell = ws.cell(1, col, title)
-        cell.font = header_font
-        cell.fill = editable_fill if col in (_F, _G, _H) else header_fill
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        ws.cell(1, col, title).style = styles["editable_header" if col in (_F, _G, _H) else "header"]
         ws.column_dimensions[get_column_letter(col)].width = _WIDTHS[col - 1]
+    by_column = [
+        styles["editable" if col in (_F, _G, _H) else "wrapped" if col in _WRAPPED else "data"]
+        for col in range(1, len(HEADERS) + 1)
+    ]
 
     bound = []
     for row, finding in enumerate(findings, start=2):
         values = _finding_values(finding, accepted.get(finding.id, ""))
         for col, value in enumerate(values, start=1):
-            cell = _put(ws, row, col, value)
-            cell.alignment = Alignment(wrap_text=col in _WRAPPED, vertical="top")
-            if col in (_F, _G, _H):
-                cell.protection = Protection(locked=False)
-                cell.fill = editable_fill
+            _put(ws, row, col, value).style = by_column[col - 1]
         bound.append([ws.cell(row, col).value for col in range(1, _BOUND_COLS + 1)])
         if finding.cvss is not None:
             comment = Comment(f"{finding.cvss.vector}\nsource: {finding.cvss.source}", "Assay")
@@ -248,24 +246,51 @@ def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str]
     ws.freeze_panes = "B2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(HEADERS))}{last}"
     if findings:
-        yes_no = DataValidation(
-            type="list", formula1='"Yes,No"', allow_blank=True,
-            showErrorMessage=True, errorStyle="stop",
-            errorTitle="False positive?", error="Choose Yes or No.",
-            showInputMessage=True, promptTitle="False positive?",
-            prompt="Yes if this finding is a false positive you want to appeal.",
-        )
-        reasons = DataValidation(
-            type="list", formula1=_REASONS_NAME, allow_blank=True,
-            # A reason outside the list is welcome: accept it without complaint.
-            showErrorMessage=False, errorStyle="information",
-            showInputMessage=True, promptTitle="Reason",
-            prompt="Choose a justification or type your own.",
-        )
-        for dv, col in ((yes_no, "F"), (reasons, "G")):
-            dv.add(f"{col}2:{col}{last}")
-            ws.add_data_validation(dv)
+        _add_drop_downs(ws, last)
     return bound
+
+
+def _register_styles(wb) -> dict[str, str]:
+    """Named styles, registered once: far cheaper than per-cell style objects."""
+    top = Alignment(vertical="top")
+    wrap = Alignment(wrap_text=True, vertical="top")
+    grey = PatternFill("solid", fgColor="D9D9D9")
+    yellow = PatternFill("solid", fgColor="FFF2CC")
+    bold = Font(bold=True)
+    specs = {
+        "header": NamedStyle("assay-header", font=bold, fill=grey, alignment=wrap),
+        "editable_header": NamedStyle("assay-editable-header", font=bold, fill=yellow,
+                                      alignment=wrap),
+        "data": NamedStyle("assay-data", alignment=top),
+        "wrapped": NamedStyle("assay-wrapped", alignment=wrap),
+        "editable": NamedStyle("assay-editable", fill=yellow, alignment=wrap,
+                               protection=Protection(locked=False)),
+    }
+    for style in specs.values():
+        wb.add_named_style(style)
+    return {key: style.name for key, style in specs.items()}
+
+
+def _add_drop_downs(ws, last: int) -> None:
+    yes_no = DataValidation(
+        type="list", formula1='"Yes,No"', allow_blank=True,
+        showErrorMessage=True, errorStyle="stop",
+        errorTitle="False positive?", error="Choose Yes or No.",
+        showInputMessage=True, promptTitle="False positive?",
+        prompt="Yes if this finding is a false positive you want to appeal.",
+    )
+    reasons = DataValidation(
+        # A defined name, not a cross-sheet range, keeps the list in the plain
+        # dataValidation element that every spreadsheet program reads.
+        type="list", formula1=_REASONS_NAME, allow_blank=True,
+        # A reason outside the list is welcome: accept it without complaint.
+        showErrorMessage=False, errorStyle="information",
+        showInputMessage=True, promptTitle="Reason",
+        prompt="Choose a justification or type your own.",
+    )
+    for dv, col in ((yes_no, "F"), (reasons, "G")):
+        dv.add(f"{col}2:{col}{last}")
+        ws.add_data_validation(dv)
 
 
 def _finding_values(f: Finding, accepted: str) -> tuple:
@@ -386,6 +411,10 @@ def _mac(key: bytes, payload) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
 def _cell_digests(key: bytes, report_id: str, row: int, values: Sequence) -> list[str]:
     return [
         _mac(key, ["cell", FORMAT, report_id, row, col, _canon(value)])[:32]
@@ -488,6 +517,11 @@ def _check_container(data: bytes, max_bytes: int) -> None:
                 "The workbook unpacks to far more data than a report holds; upload the report "
                 "as downloaded."
             )
+        if any(info.flag_bits & 0x1 for info in infos):
+            raise ReportError(
+                "The workbook is password-protected; save the report without a password to "
+                "open and upload that."
+            )
         for info in infos:
             if info.filename.lower().endswith(_XML_SUFFIXES):
                 _check_xml_part(archive, info)
@@ -526,7 +560,8 @@ def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
             "The workbook contains XML declarations (DTD or entities) that a report never has; "
             "upload the report as downloaded."
         ) from exc
-    except (zipfile.BadZipFile, EOFError, OSError, defusedxml.ElementTree.ParseError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError,
+            defusedxml.ElementTree.ParseError) as exc:
         raise ReportError(
             f"The workbook is damaged ({info.filename} cannot be read); upload the report as "
             "downloaded."
@@ -545,7 +580,8 @@ def _openpyxl_quirks_tolerated() -> Iterator[None]:
 
     Spreadsheet programs add extensions (Excel writes data validations as an
     ``x14`` extension once edited) that openpyxl does not read; they never
-    touch the values this module reads, so the notice is noise here.
+    touch the values this module reads, so the notice is noise here. Like any
+    ``catch_warnings``, this is process-wide while the file is read.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings(
@@ -593,7 +629,7 @@ def _read_binding(wb, key: bytes) -> _Binding:
     except (IndexError, KeyError, ValueError) as exc:
         raise damaged from exc
     report_id = head["report_id"]
-    if not hmac.compare_digest(_binding_mac(key, report_id, entries), head["hmac"]):
+    if not _same(_binding_mac(key, report_id, entries), head["hmac"]):
         raise ReportError(
             "This report could not be verified: it was not issued by this portal or its hidden "
             f"binding was changed; {_RESUBMIT}."
@@ -621,7 +657,7 @@ def _read_rows(wb, key: bytes, binding: _Binding) -> list[tuple[int, str, tuple]
             raise ReportError(_row_moved_message(row, fid, _canon(values[0]), expected, found))
         actual = _cell_digests(key, binding.report_id, row, values)
         for col, (want, got) in enumerate(zip(digests, actual), start=1):
-            if not hmac.compare_digest(want, got):
+            if not _same(want, got):
                 raise ReportError(
                     f"Row {row}, column {get_column_letter(col)} was changed, but only columns "
                     f"F–H may be edited; {_RESUBMIT}."

@@ -565,3 +565,26 @@ def test_secret_must_not_be_empty():
         issued(secret=b"")
     with pytest.raises(ValueError):
         issued(report_id=" padded ")
+
+
+def test_password_protected_workbook_parts_are_refused():
+    data = bytearray(filled(issued(), **YES_ON_VULN))
+    start = zipfile.ZipFile(io.BytesIO(bytes(data))).start_dir
+    at = data.find(b"PK\x01\x02", start)
+    while at != -1:  # set the "encrypted" flag of every central directory entry
+        data[at + 8] |= 0x1
+        at = data.find(b"PK\x01\x02", at + 4)
+    assert "password-protected" in refused(bytes(data))
+
+
+def test_a_large_report_round_trips():
+    many = tuple(
+        Finding(id=f"{i:016x}", type="vulnerability", location=f"app.tar.gz!/lib/m{i}.jar",
+                blocking=i % 2 == 0, ids=(f"GHSA-{i:04d}-xxxx-yyyy",),
+                cvss=Cvss(5.0 + (i % 50) / 10, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+                          f"GHSA-{i:04d}-xxxx-yyyy"),
+                summary="A vulnerability summary of a realistic length. " * 4)
+        for i in range(2000)
+    )
+    data = filled(issued(scan_result(many)), F2004="Yes", G2004="Component not present")
+    assert [c.row for c in appeal_of(data).claims] == [2004]
