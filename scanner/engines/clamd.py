@@ -1,0 +1,160 @@
+"""A small client for clamd's socket protocol.
+
+Commands are the null-terminated ``z`` forms (``zVERSION\\0``). Files go to
+clamd as ``INSTREAM`` chunks, so a worker need not share a disk with clamd.
+Each :class:`Session` keeps one ``IDSESSION`` open and sends one command at a
+time on it: thousands of small files do not cost thousands of TCP connections.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .clamav import LIMITS, Answer, parse_reply
+
+CHUNK = 1024**2
+#: How long to wait for an answer: clamd gives up on a file after MaxScanTime.
+ANSWER_TIMEOUT = LIMITS["MaxScanTime"] / 1000 + 60
+CONNECT_TIMEOUT = 10.0
+
+
+class ClamdUnreachable(ConnectionError):
+    """clamd could not be connected to (refused, no such socket, no route)."""
+
+
+class FileChanged(OSError):
+    """The file changed size while it was streamed; the session is out of step."""
+
+
+class ClamdTimeout(TimeoutError):
+    """clamd took longer than the scan time limit to answer."""
+
+
+def parse_address(address: str) -> tuple[int, str | tuple[str, int]]:
+    """``tcp://host:port`` or ``unix:///path`` -> (socket family, socket address)."""
+    parts = urlsplit(address)
+    if parts.scheme == "tcp" and parts.hostname and parts.port:
+        return socket.AF_INET6 if ":" in parts.hostname else socket.AF_INET, (parts.hostname, parts.port)
+    if parts.scheme == "unix" and parts.path:
+        return socket.AF_UNIX, parts.path
+    raise ValueError(f"not a clamd address (tcp://host:port or unix:///path): {address!r}")
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+    family, where = parse_address(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(where)
+    except OSError as exc:
+        sock.close()
+        raise ClamdUnreachable(f"clamd unreachable at {address}: {exc}") from exc
+    return sock
+
+
+def _read_reply(sock: socket.socket) -> str:
+    data = bytearray()
+    while not data.endswith(b"\0"):
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout as exc:
+            raise ClamdTimeout(f"clamd did not answer within {sock.gettimeout():.0f}s") from exc
+        if not chunk:
+            raise ConnectionResetError("clamd closed the connection without an answer")
+        data += chunk
+    return data[:-1].decode("utf-8", "replace")
+
+
+def request(address: str, command: str, timeout: float = CONNECT_TIMEOUT) -> str:
+    """One command on its own connection (``PING``, ``VERSION``); returns the answer."""
+    with connect(address, timeout) as sock:
+        sock.sendall(b"z" + command.encode() + b"\0")
+        return _read_reply(sock)
+
+
+class Session:
+    """One open ``IDSESSION``; use from one thread at a time."""
+
+    def __init__(self, address: str, answer_timeout: float = ANSWER_TIMEOUT):
+        self.address = address
+        self.answer_timeout = answer_timeout
+        self._sock: socket.socket | None = None
+
+    def scan_file(self, path: Path) -> Answer:
+        """Stream ``path`` to clamd and return its answer.
+
+        A dropped session (clamd closes idle ones, and closes after an error)
+        is reopened once. Raises :class:`ClamdUnreachable` or
+        :class:`ClamdTimeout` when clamd cannot give an answer, and
+        ``OSError`` when the file cannot be read or the connection keeps failing.
+        """
+        with open(path, "rb") as f:
+            try:
+                return self._scan_once(f)
+            except ClamdTimeout:
+                self.close()
+                raise
+            except OSError as exc:
+                self.close()
+                if isinstance(exc, ClamdUnreachable):
+                    raise
+            try:
+                return self._scan_once(f)
+            except OSError:
+                self.close()
+                raise
+
+    def _scan_once(self, f) -> Answer:
+        sock = self._open()
+        sock.sendall(b"zINSTREAM\0")
+        try:
+            self._send_chunks(sock, f)
+        except (BrokenPipeError, ConnectionResetError):
+            # clamd answers and hangs up early when the stream is too long.
+            return self._answer(sock)
+        return self._answer(sock)
+
+    @staticmethod
+    def _send_chunks(sock: socket.socket, f) -> None:
+        remaining = os.fstat(f.fileno()).st_size
+        offset = 0
+        while remaining:
+            size = min(CHUNK, remaining)
+            sock.sendall(struct.pack("!I", size))
+            sent = sock.sendfile(f, offset, size)
+            if sent != size:
+                raise FileChanged(f"{f.name} shrank while it was being sent to clamd")
+            offset += size
+            remaining -= size
+        sock.sendall(struct.pack("!I", 0))
+
+    def _answer(self, sock: socket.socket) -> Answer:
+        reply = _read_reply(sock)
+        _, _, reply = reply.partition(": ")  # "<id>: stream: OK"
+        if reply.startswith("stream: "):
+            reply = reply[len("stream: "):]
+        answer = parse_reply(reply)
+        if answer.kind == "unscanned" and answer.name is None:
+            self.close()  # clamd ends a session after an error
+        return answer
+
+    def _open(self) -> socket.socket:
+        if self._sock is None:
+            sock = connect(self.address)
+            sock.settimeout(self.answer_timeout)
+            sock.sendall(b"zIDSESSION\0")
+            self._sock = sock
+        return self._sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.sendall(b"zEND\0")
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
