@@ -1,5 +1,63 @@
 """Security headers, the Flask-Login user loader hook-up, and related request hooks."""
 
+from __future__ import annotations
 
-def init_app(app) -> None:
+from flask import Flask, Response, request
+from jinja2 import StrictUndefined
+
+from portal.extensions import db, login_manager
+
+#: Only self-hosted scripts and styles; nothing inline, no framing, forms post to us only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+#: Room for the other form fields (name, description, CSRF token) around the package.
+FORM_OVERHEAD = 1024 * 1024
+
+
+def init_app(app: Flask) -> None:
     """Install the hooks on ``app``."""
+    app.jinja_env.undefined = StrictUndefined
+    # A form upload may be at most MAX_FORM_UPLOAD; anything larger is refused with a 413 page
+    # before the body is read.
+    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_FORM_UPLOAD"] + FORM_OVERHEAD)
+    # The token lives as long as the session: a form left open over lunch still submits.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(_load_user)
+
+    app.after_request(_set_headers)
+
+
+def _load_user(user_id: str):
+    from portal.models import User
+
+    if not user_id.isdigit():
+        return None
+    return db.session.get(User, int(user_id))
+
+
+def _set_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint != "static":
+        # Pages answer HTMX requests with a fragment and others with the full page:
+        # caches must keep the two apart, and nothing personal may be stored.
+        response.vary.add("HX-Request")
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,5 +1,16 @@
 """Blueprints: thin views. ``init_app`` registers them all."""
 
+from __future__ import annotations
 
-def init_app(app) -> None:
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers on ``app``."""
+    from portal.blueprints import admin, auth, errors, main, rendering
+
+    rendering.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(main.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)

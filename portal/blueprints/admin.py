@@ -1,0 +1,90 @@
+"""Operator pages: users and roles, and scans that failed, were retried or got stuck."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from portal.blueprints.rendering import attach_error, render
+from portal.forms import ROLE_CHOICES, RoleForm, UserCreateForm
+from portal.services import scans, users
+from portal.services.errors import NotFound, ServiceError, ValidationError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+@login_required
+def _operators_only():
+    """Every page here is for operators."""
+    if not current_user.is_operator:
+        abort(403)
+
+
+def _user_list(create_form: UserCreateForm, status: int = 200):
+    return render_template(
+        "admin/users.html", users=users.list_users(), create_form=create_form,
+        role_choices=ROLE_CHOICES,
+    ), status
+
+
+@bp.get("/users")
+def user_list():
+    """Every account, with forms to create staff, change roles and deactivate."""
+    return _user_list(UserCreateForm())
+
+
+@bp.post("/users")
+def user_create():
+    """Create a reviewer or operator account."""
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(
+                form.email.data, form.name.data, form.password.data, form.role.data,
+                actor=current_user, address=request.remote_addr,
+            )
+        except ValidationError as error:
+            attach_error(form, error)
+        else:
+            flash(f"Created {user.email} as {user.role.value}.", "success")
+            return redirect(url_for("admin.user_list"))
+    return _user_list(form, 422)
+
+
+@bp.post("/users/<int:user_id>/role")
+def user_role(user_id: int):
+    """Change an account's role."""
+    form = RoleForm()
+    if form.validate_on_submit():
+        _apply(users.set_role, user_id, form.role.data, done="Role changed.")
+    else:
+        flash("Choose a valid role.", "error")
+    return redirect(url_for("admin.user_list"))
+
+
+@bp.post("/users/<int:user_id>/active")
+def user_active(user_id: int):
+    """Deactivate an account (it can no longer sign in) or reactivate it."""
+    active = request.form.get("active") == "1"
+    _apply(users.set_active, user_id, active,
+           done="Account reactivated." if active else "Account deactivated.")
+    return redirect(url_for("admin.user_list"))
+
+
+def _apply(change, user_id: int, value, *, done: str) -> None:
+    try:
+        change(current_user, user_id, value, address=request.remote_addr)
+    except NotFound:
+        raise
+    except ServiceError as error:
+        flash(str(error), "error")
+    else:
+        flash(done, "success")
+
+
+@bp.get("/scans")
+def scan_list():
+    """Scans that failed, were retried or are stuck past their deadline."""
+    rows = scans.list_scans_for_operator()
+    return render("admin/scans.html", "scans_table", scans=rows)

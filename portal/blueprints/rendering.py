@@ -1,0 +1,118 @@
+"""Rendering helpers shared by the blueprints: fragment-or-page and template filters."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, render_template, request
+from jinja2_fragments.flask import render_block
+
+from portal import forms
+
+
+def wants_fragment() -> bool:
+    """True for an HTMX request that swaps part of a page.
+
+    A history-restore request (back button after a cache miss) and a boosted request want the
+    whole page, so they are answered like a plain browser request.
+    """
+    headers = request.headers
+    return (
+        headers.get("HX-Request") == "true"
+        and headers.get("HX-History-Restore-Request") != "true"
+        and headers.get("HX-Boosted") != "true"
+    )
+
+
+def render(template: str, block: str, **context) -> str:
+    """The named block of ``template`` for an HTMX request, the full page otherwise."""
+    if wants_fragment():
+        return render_block(template, block, **context)
+    return render_template(template, **context)
+
+
+def filesize(size: int | None) -> str:
+    """Bytes as a short human figure (binary units, like the file managers sellers use)."""
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def localtime(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A naive-UTC database time shown in the marketplace's time zone."""
+    if moment is None:
+        return "—"
+    zone = ZoneInfo(current_app.config.get("TIMEZONE", "UTC"))
+    return moment.replace(tzinfo=timezone.utc).astimezone(zone).strftime(fmt)
+
+
+def timezone_label() -> str:
+    """The marketplace time zone as an offset, e.g. GMT+08:00."""
+    zone = ZoneInfo(current_app.config.get("TIMEZONE", "UTC"))
+    offset = datetime.now(zone).strftime("%z")
+    return f"GMT{offset[:3]}:{offset[3:]}"
+
+
+def status_badge(version):
+    """The live badge of a version (a presentation read, no side effects)."""
+    from portal.services import scans
+
+    return scans.badge(version)
+
+
+def deletion_blocker(asset) -> str | None:
+    """Why ``asset`` cannot be deleted, or None."""
+    from portal.services import assets
+
+    return assets.deletion_blocker(asset)
+
+
+def query_args(query: dict, **changes) -> dict:
+    """``query`` with ``changes`` applied, minus empty values: arguments for a clean URL."""
+    merged = {**query, **changes}
+    return {key: value for key, value in merged.items() if value not in ("", None)}
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters and globals the templates use."""
+    app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.globals.update(
+        status_badge=status_badge,
+        deletion_blocker=deletion_blocker,
+        timezone_label=timezone_label,
+        query_args=query_args,
+        name_pattern=forms.NAME_PATTERN_HTML,
+        name_hint=forms.NAME_HINT,
+        package_hint=forms.PACKAGE_HINT,
+        package_accept=forms.PACKAGE_ACCEPT,
+    )
+
+
+#: Service argument names that a form calls differently.
+FIELD_ALIASES = {"version_label": "version", "stream": "package", "filename": "package"}
+
+
+def attach_error(form, error) -> None:
+    """Show a service ``ValidationError`` next to its field, or above the form."""
+    field = getattr(error, "field", None)
+    field = FIELD_ALIASES.get(field, field)
+    if field and field in form:
+        form[field].errors = [*form[field].errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
+def safe_next(target: str | None) -> str | None:
+    """A ``next`` address only if it stays on this site (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
