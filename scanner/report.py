@@ -224,7 +224,8 @@ def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str]
     """Lay out the Findings sheet; return the A–E values of each row as written."""
     styles = _register_styles(ws.parent)
     for col, title in enumerate(HEADERS, start=1):
-        ws.cell(1, col, title).style = styles["editable_header" if col in (_F, _G, _H) else "header"]
+        editable = col in (_F, _G, _H)
+        ws.cell(1, col, title).style = styles["editable_header" if editable else "header"]
         ws.column_dimensions[get_column_letter(col)].width = _WIDTHS[col - 1]
     by_column = [
         styles["editable" if col in (_F, _G, _H) else "wrapped" if col in _WRAPPED else "data"]
@@ -351,7 +352,8 @@ def _write_binding(ws, key: bytes, report_id: str, rows: list[list]) -> None:
         ["report_id", report_id],
         ["rows", len(entries)],
         ["hmac", _binding_mac(key, report_id, entries)],
-        ["row", "finding_id", *(f"digest_{get_column_letter(c)}" for c in range(1, _BOUND_COLS + 1))],
+        ["row", "finding_id",
+         *(f"digest_{get_column_letter(c)}" for c in range(1, _BOUND_COLS + 1))],
         *([row, finding_id, *digests] for row, finding_id, digests in entries),
     ]
     for row, line in enumerate(lines, start=1):
@@ -388,7 +390,8 @@ def _key(secret: bytes | str) -> bytes:
 
 def _sheet_password(key: bytes, report_id: str) -> str:
     # Sheet protection only guides a spreadsheet user; the HMAC is what proves A–E.
-    return hmac.new(key, b"sheet-protection\0" + report_id.encode(), hashlib.sha256).hexdigest()[:24]
+    message = b"sheet-protection\0" + report_id.encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:24]
 
 
 def _canon(value) -> str:
@@ -552,8 +555,8 @@ def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
                     rows += 1
                     if rows > MAX_FINDINGS + 1 or not _row_number_ok(elem.get("r")):
                         raise ReportError(
-                            "The Findings sheet has more rows than a report holds; upload the "
-                            "report as downloaded."
+                            f"A sheet of the workbook ({info.filename}) has more rows than a "
+                            "report holds; upload the report as downloaded."
                         )
     except defusedxml.DefusedXmlException as exc:
         raise ReportError(
@@ -638,7 +641,7 @@ def _read_binding(wb, key: bytes) -> _Binding:
 
 
 def _read_rows(wb, key: bytes, binding: _Binding) -> list[tuple[int, str, tuple]]:
-    """Verify the Findings sheet against the binding; return (row, finding id, F–H) per finding."""
+    """Check the Findings sheet against the binding; return (row, finding id, F–H) per finding."""
     ws = _sheet(wb, FINDINGS)
     sheet = list(ws.iter_rows(max_col=_H, values_only=True))
     header = tuple(_canon(v) for v in (sheet[0] if sheet else ()))
@@ -663,7 +666,8 @@ def _read_rows(wb, key: bytes, binding: _Binding) -> list[tuple[int, str, tuple]
                     f"F–H may be edited; {_RESUBMIT}."
                 )
         out.append((row, fid, tuple(values[_F - 1:_H])))
-    for index, values in enumerate(sheet[len(binding.entries) + 1:], start=len(binding.entries) + 2):
+    first_free = len(binding.entries) + 2
+    for index, values in enumerate(sheet[first_free - 1:], start=first_free):
         if any(_canon(v) for v in values[:_BOUND_COLS]):
             raise ReportError(
                 f"Row {index} was added below the findings, but rows may not be added; "

@@ -207,7 +207,8 @@ def test_text_that_looks_like_a_formula_stays_text():
     assert ws["A6"].value == "=1+1" and ws["A6"].data_type == "s"
     assert ws["C6"].value == "=HYPERLINK(\"http://x\").exe"
     assert ws["D6"].value == "Eicar"
-    claims = appeal_of(filled(data, F6="Yes", G6="Signature false positive (file is benign)")).claims
+    data = filled(data, F6="Yes", G6="Signature false positive (file is benign)")
+    claims = appeal_of(data).claims
     assert [c.finding_id for c in claims] == ["=1+1"]
 
 
@@ -217,14 +218,16 @@ def test_text_that_looks_like_a_formula_stays_text():
 def test_seller_fills_f_to_h_and_the_claims_come_back():
     data = filled(
         issued(),
-        F2=" y ", G2="signature FALSE positive (file is benign)", H2="vendor tool, hash on VirusTotal",
+        F2=" y ", G2="signature FALSE positive (file is benign)",
+        H2="vendor tool, hash on VirusTotal",
         F3="YES", G3="Vulnerable code not in execute path", H3="full_load is never called",
         F4="no",
         F5="Yes", G5="the archive holds sample data only", H5=12345,
     )
     appeal = appeal_of(data)
     assert appeal.report_id == REPORT_ID
-    assert [(c.finding_id, c.false_positive, c.reason, c.evidence, c.row) for c in appeal.claims] == [
+    got = [(c.finding_id, c.false_positive, c.reason, c.evidence, c.row) for c in appeal.claims]
+    assert got == [
         (VIRUS_ID, True, "Signature false positive (file is benign)",
          "vendor tool, hash on VirusTotal", 2),
         (VULN_ID, True, "Vulnerable code not in execute path", "full_load is never called", 3),
@@ -261,7 +264,8 @@ def test_whole_number_scores_survive_a_save():
 @pytest.mark.parametrize("written", [b"9.8", b"9.8000000000000007", b"9.80000000000000"])
 def test_a_score_as_other_programs_write_it_still_verifies(written):
     def rewrite(xml: bytes) -> bytes:
-        xml, count = re.subn(rb'(<c r="E3"[^>]*><v>)[^<]*(</v>)', rb"\g<1>" + written + rb"\g<2>", xml)
+        cell = rb'(<c r="E3"[^>]*><v>)[^<]*(</v>)'
+        xml, count = re.subn(cell, rb"\g<1>" + written + rb"\g<2>", xml)
         assert count == 1
         return xml
 
@@ -469,7 +473,9 @@ BILLION_LAUGHS = (
                for i in range(1, 10))
     + b"]>\n"
 )
-EXTERNAL_ENTITY = b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+EXTERNAL_ENTITY = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+)
 
 
 def _with_doctype(doctype: bytes, reference: bytes):
