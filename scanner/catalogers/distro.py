@@ -1,0 +1,223 @@
+"""Operating-system packages: dpkg, apk and rpm (sqlite) databases.
+
+OSV's distribution advisories (DSA/DLA, Alpine secdb) name *source* packages, so
+Debian and Alpine components are named by their source package (``Source:`` /
+``o:``), falling back to the binary package's own name: the binaries built from
+one source (libssl3, openssl, ...) become one component. RPM advisories name
+binary packages, which is what rpm components keep.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import struct
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.request import pathname2url
+
+from scanner.catalogers._common import component, each, inner, read_text
+from scanner.model import Component
+from scanner.unpack import Member
+
+_DPKG = ("var/lib/dpkg/status",)
+_DPKG_DIR = "var/lib/dpkg/status.d/"
+_APK = "lib/apk/db/installed"
+_RPMDB = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+_OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
+_HEADER_MAX = 64 * 1024 * 1024
+
+# rpm header tags and types
+_NAME, _VERSION, _RELEASE, _EPOCH, _ARCH = 1000, 1001, 1002, 1003, 1022
+_INT32, _STRING, _STRING_ARRAY, _I18NSTRING = 4, 6, 8, 9
+
+#: rpm distributions known by the package that names the release, and their OSV ecosystem.
+_RPM_DISTROS = (
+    ("redhat-release", "Red Hat", "redhat"),
+    ("rocky-release", "Rocky Linux", "rocky"),
+    ("almalinux-release", "AlmaLinux", "almalinux"),
+    ("openSUSE-release", "openSUSE", "opensuse"),
+    ("sles-release", "SUSE", "suse"),
+)
+
+
+def paragraphs(text: str) -> Iterator[dict[str, str]]:
+    """RFC 822-style stanzas separated by blank lines (continuation lines folded in)."""
+    fields: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                yield fields
+            fields, key = {}, None
+        elif line[0] in " \t":
+            if key:
+                fields[key] += "\n" + line.strip()
+        else:
+            key, _, value = line.partition(":")
+            key = key.strip()
+            fields[key] = value.strip()
+    if fields:
+        yield fields
+
+
+def dpkg_status(text: str, location: str, distro: str = "debian") -> list[Component]:
+    ecosystem = "Ubuntu" if distro == "ubuntu" else "Debian"
+    found = []
+    for p in paragraphs(text):
+        status = p.get("Status", "install ok installed").split()
+        if len(status) < 3 or status[2] != "installed" or not p.get("Package"):
+            continue
+        source = re.fullmatch(r"(\S+)(?:\s+\((\S+)\))?", p.get("Source", ""))
+        name = source.group(1) if source else p["Package"]
+        version = (source.group(2) if source and source.group(2) else None) or p.get("Version", "")
+        if version:
+            found.append(
+                component(
+                    ecosystem,
+                    name,
+                    version,
+                    location,
+                    purl_type="deb",
+                    namespace=ecosystem.lower(),
+                    qualifiers={"arch": "source"},
+                )
+            )
+    return found
+
+
+def apk_installed(text: str, location: str) -> list[Component]:
+    found = []
+    for p in _apk_stanzas(text):
+        name = p.get("o") or p.get("P")
+        version = p.get("V")
+        if name and version:
+            found.append(
+                component("Alpine", name, version, location, purl_type="apk", namespace="alpine")
+            )
+    return found
+
+
+def _apk_stanzas(text: str) -> Iterator[dict[str, str]]:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                yield fields
+            fields = {}
+        elif len(line) > 1 and line[1] == ":":
+            fields.setdefault(line[0], line[2:].strip())
+    if fields:
+        yield fields
+
+
+def rpm_header(blob: bytes) -> dict[int, object]:
+    """Tags of an rpm header blob as stored in rpmdb.sqlite (no lead, no magic)."""
+    count, size = struct.unpack_from(">II", blob, 0)
+    store = 8 + 16 * count
+    if count > 100_000 or store + size > len(blob):
+        raise ValueError("rpm header is truncated")
+    tags: dict[int, object] = {}
+    for i in range(count):
+        tag, kind, offset, n = struct.unpack_from(">IIiI", blob, 8 + 16 * i)
+        if not 0 <= offset < size:
+            continue
+        at = store + offset
+        if kind in (_STRING, _I18NSTRING, _STRING_ARRAY):
+            end = blob.find(b"\0", at, store + size)
+            tags[tag] = blob[at : end if end != -1 else store + size].decode("utf-8", "replace")
+        elif kind == _INT32 and n >= 1 and at + 4 <= store + size:
+            tags[tag] = struct.unpack_from(">i", blob, at)[0]
+    return tags
+
+
+def rpm_packages(path: Path) -> list[dict[int, object]]:
+    uri = f"file:{pathname2url(str(path))}?mode=ro&immutable=1"
+    connection = sqlite3.connect(uri, uri=True)
+    try:
+        rows = connection.execute("SELECT blob FROM Packages").fetchall()
+    finally:
+        connection.close()
+    return [rpm_header(bytes(row[0])) for row in rows if row[0] and len(row[0]) <= _HEADER_MAX]
+
+
+def rpmdb(path: Path, location: str) -> list[Component]:
+    headers = [h for h in rpm_packages(path) if h.get(_NAME) and h.get(_NAME) != "gpg-pubkey"]
+    names = {h[_NAME] for h in headers}
+    ecosystem, namespace = next(
+        ((eco, ns) for pkg, eco, ns in _RPM_DISTROS if pkg in names), ("Red Hat", "redhat")
+    )
+    found = []
+    for h in headers:
+        if not h.get(_VERSION):
+            continue
+        version = f"{h[_VERSION]}-{h[_RELEASE]}" if h.get(_RELEASE) else str(h[_VERSION])
+        epoch = h.get(_EPOCH)
+        qualifiers = {"arch": str(h[_ARCH])} if h.get(_ARCH) else {}
+        if epoch:
+            qualifiers["epoch"] = str(epoch)
+        found.append(
+            component(
+                ecosystem,
+                str(h[_NAME]),
+                f"{epoch}:{version}" if epoch else version,
+                location,
+                purl_type="rpm",
+                namespace=namespace,
+                purl_version=version,
+                qualifiers=qualifiers,
+            )
+        )
+    return found
+
+
+def _root(location: str, suffix: str) -> str:
+    """The location of the file-system root that holds ``suffix``."""
+    return location[: -len(suffix)]
+
+
+def _distro(by_location: dict[str, Member], root: str) -> str:
+    for name in _OS_RELEASE:
+        member = by_location.get(root + name)
+        if member:
+            fields = dict(
+                line.split("=", 1) for line in (read_text(member, 65536) or "").splitlines() if "=" in line
+            )
+            return fields.get("ID", "").strip().strip('"').lower()
+    return ""
+
+
+def collect(members: Iterable[Member]) -> list[Component]:
+    members = list(members)
+    by_location = {m.location: m for m in members}
+
+    def dpkg(member: Member) -> Iterator[Component]:
+        path = inner(member.location)
+        suffix = next((s for s in _DPKG if path.endswith(s)), None)
+        if suffix is None:
+            suffix = path[path.rfind(_DPKG_DIR) :]
+        distro = _distro(by_location, _root(member.location, suffix))
+        yield from dpkg_status(read_text(member) or "", member.location, distro)
+
+    def wanted_dpkg(path: str) -> bool:
+        if any(path == s or path.endswith("/" + s) for s in _DPKG):
+            return True
+        head, _, tail = path.rpartition(_DPKG_DIR)
+        return (
+            bool(tail)
+            and (not head or head.endswith("/"))
+            and "/" not in tail
+            and not tail.endswith(".md5sums")
+        )
+
+    def apk(member: Member) -> Iterator[Component]:
+        yield from apk_installed(read_text(member) or "", member.location)
+
+    def rpm(member: Member) -> Iterator[Component]:
+        yield from rpmdb(member.path, member.location)
+
+    found = list(each(members, wanted_dpkg, dpkg))
+    found += each(members, lambda p: p == _APK or p.endswith("/" + _APK), apk)
+    found += each(members, lambda p: any(p == s or p.endswith("/" + s) for s in _RPMDB), rpm)
+    return found
+

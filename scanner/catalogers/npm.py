@@ -1,0 +1,80 @@
+"""npm: installed packages, lock files and npm tarballs.
+
+Sources: ``node_modules/<name>/package.json`` (also scoped ``@scope/name``), the
+``package/package.json`` at the top of an npm tarball, and ``package-lock.json`` /
+``npm-shrinkwrap.json`` / ``node_modules/.package-lock.json`` (v1 "dependencies"
+and v2/v3 "packages"). An application's own root package.json is not a component.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Iterator
+
+from scanner.catalogers._common import (
+    as_dict,
+    component,
+    each,
+    looks_like_version,
+    read_json,
+    text,
+)
+from scanner.model import NEST, Component
+from scanner.unpack import Member
+
+_INSTALLED = re.compile(r"(^|/)node_modules/(@[^/]+/)?[^/@][^/]*/package\.json$")
+_LOCKS = ("package-lock.json", "npm-shrinkwrap.json", ".package-lock.json")
+_NESTING_MAX = 64
+
+
+def npm_component(name: str, version: str, location: str) -> Component | None:
+    if not name or not looks_like_version(version):
+        return None
+    scope, _, bare = name.rpartition("/")
+    return component(
+        "npm", name, version, location, purl_type="npm", namespace=scope or None, purl_name=bare
+    )
+
+
+def _installed(member: Member) -> Iterator[Component]:
+    data = as_dict(read_json(member))
+    found = npm_component(text(data.get("name")), text(data.get("version")), member.location)
+    if found:
+        yield found
+
+
+def _lock(member: Member) -> Iterator[Component]:
+    data = as_dict(read_json(member))
+    packages = as_dict(data.get("packages"))
+    if packages:
+        for path, entry in packages.items():
+            entry = as_dict(entry)
+            if "node_modules/" not in path or entry.get("link"):
+                continue
+            name = text(entry.get("name")) or path.rsplit("node_modules/", 1)[-1]
+            found = npm_component(name, text(entry.get("version")), member.location)
+            if found:
+                yield found
+        return
+    yield from _lock_v1(as_dict(data.get("dependencies")), member.location, 0)
+
+
+def _lock_v1(dependencies: dict, location: str, depth: int) -> Iterator[Component]:
+    if depth > _NESTING_MAX:
+        return
+    for name, entry in dependencies.items():
+        entry = as_dict(entry)
+        found = npm_component(name, text(entry.get("version")), location)
+        if found:
+            yield found
+        yield from _lock_v1(as_dict(entry.get("dependencies")), location, depth + 1)
+
+
+def collect(members: Iterable[Member]) -> list[Component]:
+    members = list(members)
+    found = list(each(members, lambda p: bool(_INSTALLED.search(p)), _installed))
+    # An npm tarball (npm pack) keeps its package under "package/".
+    tarballs = [m for m in members if NEST in m.location and m.depth > 1]
+    found += each(tarballs, lambda p: p == "package/package.json", _installed)
+    found += each(members, lambda p: p.rsplit("/", 1)[-1] in _LOCKS, _lock)
+    return found
