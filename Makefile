@@ -10,7 +10,7 @@ BENCH_TIMEOUT ?= 30m
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 define pytest
-	rc=0; timeout -k 60 $(1) $(PYTEST) $(2) || rc=$$?; \
+	rc=0; timeout --signal=INT -k 60 $(1) $(PYTEST) $(2) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: $(2)" >&2; exit 1; fi; \
 	if [ $$rc -eq 124 ]; then echo "pytest timed out after $(1): $(2)" >&2; fi; \
 	exit $$rc

@@ -10,6 +10,7 @@ another host without an operator putting authentication in front of it.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
@@ -37,7 +38,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now (connections in TIME_WAIT don't count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOOPBACK, port))
         except OSError:
@@ -147,14 +150,24 @@ def group_alive(pgid: int) -> bool:
 
 def spawn(args: list[str], workdir: Path, log_name: str, env: dict | None = None,
           **popen: object) -> subprocess.Popen:
-    """Start ``args`` in its own process group, output to ``workdir/log_name``."""
+    """Start ``args`` in its own process group, output to ``workdir/log_name``.
+
+    The child is sent SIGTERM if the thread that started it dies, so a test run
+    that is killed outright leaves no server behind.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / log_name, "ab") as log:
         return subprocess.Popen(
             args, cwd=popen.pop("cwd", workdir), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **(env or {})},
-            **popen,
+            preexec_fn=_die_with_parent, **popen,
         )
+
+
+def _die_with_parent() -> None:
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 # --- Redis -------------------------------------------------------------------
