@@ -10,6 +10,10 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _ints(name: str, default: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in os.environ.get(name, default).split(",") if part.strip())
+
+
 def from_env() -> dict:
     """Build the Flask config mapping from environment variables."""
     var = Path(os.environ.get("ASSAY_VAR", "var")).resolve()
@@ -33,6 +37,11 @@ def from_env() -> dict:
         "MAX_PACKAGE_SIZE": _int("ASSAY_MAX_PACKAGE_SIZE", 20 * 1024**3),
         "SCAN_TIMEOUT": _int("ASSAY_SCAN_TIMEOUT", 6 * 3600),
         "SCAN_STUCK_AFTER": _int("ASSAY_SCAN_STUCK_AFTER", 600),
+        "SCAN_HEARTBEAT": _int("ASSAY_SCAN_HEARTBEAT", 15),
+        "SCAN_MAX_ATTEMPTS": _int("ASSAY_SCAN_MAX_ATTEMPTS", 3),
+        "SCAN_RETRY_BACKOFF": _ints("ASSAY_SCAN_RETRY_BACKOFF", "30,300"),
+        "ORPHAN_MIN_AGE": _int("ASSAY_ORPHAN_MIN_AGE", 3600),
+        "ADMIN_EMAIL": os.environ.get("ASSAY_ADMIN_EMAIL", "admin@assay.example"),
         "RATELIMIT_STORAGE_URI": os.environ.get("ASSAY_RATELIMIT_STORAGE", "memory://"),
         "LOGIN_RATE_LIMIT": os.environ.get("ASSAY_LOGIN_RATE_LIMIT", "10 per minute"),
         "SMTP_HOST": os.environ.get("ASSAY_SMTP_HOST", ""),

@@ -43,6 +43,8 @@ class Scan(db.Model):
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(255))
+    #: The queue job that runs (or last ran) this scan; a retry of the same job may take over.
+    job_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     verdict: Mapped[str | None] = mapped_column(String(16))
     policy: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,399 @@
+"""Assets and their versions: add, modify, submit, delete, find, list.
+
+Uploads go straight to object storage in parts (memory stays bounded); the
+stored object's first bytes are checked before anything is recorded, and a
+refused upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from portal import storage
+from portal.extensions import db
+from portal.models import Asset, AssetKind, AssetVersion, User, VersionStatus
+from portal.services import scans, state
+from portal.services.audit import record_event
+from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.timeutil import utcnow
+
+NAME_RE = re.compile(r"[A-Za-z0-9_()\-]+")
+LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+\-]*")
+MAX_NAME, MAX_LABEL, MAX_DESCRIPTION = 128, 64, 10_000
+EXTENSIONS = (".tar.gz", ".tgz", ".zip", ".tar")
+#: How much of a stored package is read back to check its format.
+HEAD_BYTES = 64 * 1024
+SORTS = {
+    "name": Asset.name, "-name": Asset.name.desc(),
+    "updated": Asset.updated_at, "-updated": Asset.updated_at.desc(),
+    "created": Asset.created_at, "-created": Asset.created_at.desc(),
+}
+
+
+@dataclass(frozen=True)
+class Package:
+    key: str
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    items: list
+    total: int
+    page: int
+    pages: int
+    per_page: int
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+# --- add, modify, submit ---------------------------------------------------------
+
+def create_asset(owner: User, *, name: str, kind: str, description: str, version_label: str,
+                 stream: BinaryIO, filename: str, submit: bool,
+                 address: str | None = None) -> AssetVersion:
+    """Add an asset with its first version and package; draft, or submitted for scanning."""
+    name, kind = check_name(name), _check_kind(kind)
+    label, description = check_label(version_label), _check_description(description)
+    _check_filename(filename)
+    if _owner_has_name(owner.id, name):
+        raise ValidationError(f"You already have an asset named {name}.", "name")
+    asset = Asset(owner_id=owner.id, name=name, kind=kind, description=description)
+    version = AssetVersion(asset=asset, label=label, status=VersionStatus.draft)
+    db.session.add_all([asset, version])
+    db.session.flush()
+    package = _store_package(owner.id, asset.id, version.id, stream, filename)
+    _attach(version, package)
+    record_event(owner, "asset.create", asset, after={"name": name, "kind": kind.value,
+                                                      "version": label}, address=address)
+    scan = _submit(version, owner, address) if submit else None
+    _commit_or_remove(package.key)
+    return _dispatched(version, scan)
+
+
+def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: str,
+                   address: str | None = None) -> AssetVersion:
+    """Replace a version's package and submit it again (a new scan).
+
+    Allowed for a draft, a rejected or an approved version (not one in a
+    published product); the old package is removed after the commit.
+    """
+    version = _owned_version(actor, version_id)
+    reason = state.refusal(version, "submit")
+    if reason is not None:
+        raise ValidationError(reason, "package")
+    _check_filename(filename)
+    asset = version.asset
+    package = _store_package(asset.owner_id, asset.id, version.id, stream, filename)
+    old_key = version.package_key
+    _attach(version, package)
+    record_event(actor, "version.modify", version, before={"package": old_key},
+                 after={"package": package.key, "sha256": package.sha256}, address=address)
+    scan = _submit(version, actor, address)
+    _commit_or_remove(package.key)
+    if old_key and old_key != package.key:
+        _delete_objects([old_key])
+    return _dispatched(version, scan)
+
+
+def submit_version(actor: User, version_id: int, *, address: str | None = None) -> AssetVersion:
+    """Send a draft version (with a package) for scanning."""
+    version = _owned_version(actor, version_id)
+    if not version.package_key:
+        raise ValidationError("Upload a package before submitting.", "package")
+    scan = _submit(version, actor, address)
+    db.session.commit()
+    return _dispatched(version, scan)
+
+
+def _submit(version: AssetVersion, actor: User, address: str | None):
+    state.move(version, "submit", actor=actor, address=address)
+    return scans.enqueue_scan(version)
+
+
+def _dispatched(version: AssetVersion, scan) -> AssetVersion:
+    if scan is not None:
+        scans.dispatch_scan(scan.id)
+    return version
+
+
+def _attach(version: AssetVersion, package: Package) -> None:
+    version.package_key, version.package_name = package.key, package.name
+    version.package_size, version.package_sha256 = package.size, package.sha256
+    version.asset.updated_at = utcnow()
+
+
+def _commit_or_remove(key: str) -> None:
+    """Commit; if the database refuses, the just-stored object goes too."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        _delete_objects([key])
+        raise ValidationError("That name or version already exists; choose another.") from None
+    except Exception:
+        db.session.rollback()
+        _delete_objects([key])
+        raise
+
+
+# --- the package upload ------------------------------------------------------------
+
+def _store_package(owner_id: int, asset_id: int, version_id: int, stream: BinaryIO,
+                   filename: str) -> Package:
+    """Stream the upload to storage, then check its format; on refusal nothing stays."""
+    key = storage.package_key(owner_id, asset_id, version_id, storage.new_upload_id())
+    limit = current_app.config["MAX_FORM_UPLOAD"]
+    try:
+        size, sha256 = storage.put_stream(key, stream, max_bytes=limit)
+    except storage.TooLarge:
+        raise ValidationError(
+            f"The package is larger than {_human(limit)}, the most a form upload takes.",
+            "package") from None
+    try:
+        _check_format(key, filename, size)
+    except BaseException:
+        storage.delete(key)
+        raise
+    return Package(key, Path(filename).name, size, sha256)
+
+
+def _check_format(key: str, filename: str, size: int) -> None:
+    from scanner.identify import identify
+    from scanner.model import ScanError
+
+    if size == 0:
+        raise ValidationError("The package file is empty.", "package")
+    with tempfile.TemporaryDirectory(prefix="assay-head-") as tmp:
+        head = Path(tmp) / "head"
+        head.write_bytes(storage.get_bytes(key, HEAD_BYTES))
+        try:
+            identify(head, _scanner_name(filename))
+        except ScanError as exc:
+            raise ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", "package") from None
+
+
+def _scanner_name(filename: str) -> str:
+    """The scanner knows .tar.gz; a .tgz is the same thing under a short name."""
+    name = Path(filename).name
+    return name[:-4] + ".tar.gz" if name.lower().endswith(".tgz") else name
+
+
+def _check_filename(filename: str | None) -> None:
+    name = Path(filename or "").name
+    if not name:
+        raise ValidationError("Choose a package file to upload.", "package")
+    lowered = name.lower()
+    ext = next((e for e in EXTENSIONS if lowered.endswith(e)), None)
+    if ext is None:
+        raise ValidationError("The package must be a .zip, .tar or .tar.gz (.tgz) file.",
+                              "package")
+    base = name[: -len(ext)]
+    if not NAME_RE.fullmatch(base) or len(name) > 255:
+        raise ValidationError(
+            f'The package file name "{base}" may contain only letters, digits, "-", "_", '
+            f'"(" and ")" before {ext}.', "package")
+
+
+# --- validation ------------------------------------------------------------------
+
+def check_name(name: str | None) -> str:
+    """The asset name, or ValidationError saying what is wrong with it."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("Enter a name.", "name")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"The name must be at most {MAX_NAME} characters.", "name")
+    if not NAME_RE.fullmatch(name):
+        bad = " ".join(sorted({repr(c) for c in name if not NAME_RE.fullmatch(c)}))
+        raise ValidationError(
+            f'The name may contain only letters, digits, "-", "_", "(" and ")" (not {bad}).',
+            "name")
+    return name
+
+
+def check_label(label: str | None) -> str:
+    """The version label (e.g. 1.4.2-rc1), or ValidationError."""
+    label = (label or "").strip()
+    if not label:
+        raise ValidationError("Enter a version.", "version")
+    if len(label) > MAX_LABEL or not LABEL_RE.fullmatch(label):
+        raise ValidationError(
+            f"The version must start with a letter or digit and hold only letters, digits, "
+            f'".", "-", "_" and "+" (at most {MAX_LABEL} characters).', "version")
+    return label
+
+
+def _check_kind(kind) -> AssetKind:
+    try:
+        return AssetKind(kind)
+    except ValueError:
+        raise ValidationError("Choose the kind: binary package or Docker image package.",
+                              "kind") from None
+
+
+def _check_description(description: str | None) -> str:
+    description = (description or "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationError(f"The description must be at most {MAX_DESCRIPTION} characters.",
+                              "description")
+    return description
+
+
+def _owner_has_name(owner_id: int, name: str) -> bool:
+    return db.session.scalar(
+        select(func.count()).select_from(Asset)
+        .where(Asset.owner_id == owner_id, func.lower(Asset.name) == name.lower())
+    ) > 0
+
+
+def _human(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.0f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+# --- delete ----------------------------------------------------------------------
+
+def deletion_blocker(asset: Asset) -> str | None:
+    """Why ``asset`` cannot be deleted (shown on the disabled button), or None."""
+    if asset.in_draft_box:
+        return None
+    if any(state.in_any_product(v.id) for v in asset.versions):
+        return "A product uses a version of this asset; remove it from the product first."
+    return None
+
+
+def delete_asset(actor: User, asset_id: int, *, address: str | None = None) -> None:
+    """Delete an asset with its versions and scans; its objects go after the commit.
+
+    Objects that cannot be removed now are left to the orphan sweeper.
+    """
+    asset = get_asset(actor, asset_id)
+    if asset.owner_id != actor.id and not actor.is_operator:
+        raise Forbidden("Only the owner can delete an asset.")
+    reason = deletion_blocker(asset)
+    if reason is not None:
+        raise ValidationError(reason)
+    keys = _object_keys(asset)
+    record_event(actor, "asset.delete", asset, before={"name": asset.name, "owner": asset.owner_id,
+                                                       "versions": len(asset.versions)},
+                 address=address)
+    db.session.delete(asset)
+    db.session.commit()
+    _delete_objects(keys)
+
+
+def _object_keys(asset: Asset) -> list[str]:
+    keys = []
+    for version in asset.versions:
+        keys.append(version.package_key)
+        for scan in version.scans:
+            keys += [scan.package_key, scan.report_key, scan.sbom_key, scan.summary_key]
+    return sorted({k for k in keys if k})
+
+
+def _delete_objects(keys: list[str]) -> None:
+    for key in keys:
+        try:
+            storage.delete(key)
+        except Exception:  # noqa: BLE001 - the sweeper removes what is left
+            current_app.logger.warning("could not delete %s now; the sweeper will", key)
+
+
+# --- find and list ---------------------------------------------------------------
+
+def get_asset(actor: User, asset_id: int) -> Asset:
+    """The asset if ``actor`` may see it: its owner, or any reviewer or operator.
+
+    Anyone else gets NotFound, exactly as for an asset that does not exist.
+    """
+    asset = db.session.get(Asset, asset_id)
+    if asset is None or not _may_see(actor, asset):
+        raise NotFound("No such asset.")
+    return asset
+
+
+def get_version(actor: User, version_id: int) -> AssetVersion:
+    """The version if ``actor`` may see its asset; NotFound otherwise."""
+    version = db.session.get(AssetVersion, version_id)
+    if version is None or not _may_see(actor, version.asset):
+        raise NotFound("No such version.")
+    return version
+
+
+def _owned_version(actor: User, version_id: int) -> AssetVersion:
+    """A version the actor may change: only the owner changes packages."""
+    version = get_version(actor, version_id)
+    if version.asset.owner_id != actor.id:
+        raise Forbidden("Only the owner can change this version.")
+    return version
+
+
+def _may_see(actor: User, asset: Asset) -> bool:
+    return actor is not None and (asset.owner_id == actor.id or actor.is_reviewer)
+
+
+def list_assets(actor: User, *, q: str = "", status: str | None = None, kind: str | None = None,
+                sort: str = "-updated", page: int = 1, per_page: int = 20) -> Page:
+    """The actor's assets (everyone's for reviewers and operators), searched by name,
+    filtered by the latest version's status and by kind, sorted and paginated in SQL."""
+    stmt = select(Asset)
+    if not actor.is_reviewer:
+        stmt = stmt.where(Asset.owner_id == actor.id)
+    if q and q.strip():
+        stmt = stmt.where(func.lower(Asset.name).like(f"%{_escape_like(q.strip().lower())}%",
+                                                      escape="\\"))
+    if status:
+        stmt = stmt.where(Asset.versions.any(
+            (AssetVersion.status == _status(status)) & (AssetVersion.id == _latest_version_id())))
+    if kind:
+        stmt = stmt.where(Asset.kind == _check_kind(kind))
+    return _paginate(stmt.order_by(SORTS.get(sort, SORTS["-updated"]), Asset.id.desc()),
+                     page, per_page)
+
+
+def _latest_version_id():
+    return (select(func.max(AssetVersion.id)).where(AssetVersion.asset_id == Asset.id)
+            .correlate(Asset).scalar_subquery())
+
+
+def _paginate(stmt, page: int, per_page: int) -> Page:
+    per_page = min(max(int(per_page or 20), 1), 100)
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    pages = max(math.ceil(total / per_page), 1)
+    page = min(max(int(page or 1), 1), pages)
+    items = list(db.session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
+    return Page(items, total, page, pages, per_page)
+
+
+def _status(status: str) -> VersionStatus:
+    try:
+        return VersionStatus(status)
+    except ValueError:
+        raise ValidationError("Unknown status.", "status") from None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
