@@ -124,7 +124,7 @@ def local_ports() -> dict[str, int]:
 def flask(*args: str, capture: bool = False) -> str:
     """Run ``flask --app portal ARGS`` in the venv; fail loudly."""
     cmd = [str(Path(sys.executable).with_name("flask")), "--app", "portal", *args]
-    result = subprocess.run(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE if capture else None)
+    result = subprocess.run(cmd, check=False, cwd=ROOT, text=True, stdout=subprocess.PIPE if capture else None)
     if result.returncode != 0:
         raise SystemExit(f"`flask {' '.join(args)}` failed with exit {result.returncode}")
     return result.stdout or ""

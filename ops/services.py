@@ -160,7 +160,7 @@ def spawn(args: list[str], workdir: Path, log_name: str, env: dict | None = None
         return subprocess.Popen(
             args, cwd=popen.pop("cwd", workdir), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent, **popen,
+            preexec_fn=_die_with_parent, **popen,  # noqa: PLW1509 - only calls prctl
         )
 
 
@@ -443,8 +443,8 @@ def _initdb(cluster: Path, password: str, user: str | None, workdir: Path) -> No
         "--no-locale", "-E", "UTF8", "--no-sync",
     ]
     with open(workdir / "initdb.log", "ab") as log:
-        result = subprocess.run(args, cwd=cluster, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, **_as_user(user))
+        result = subprocess.run(args, check=False, cwd=cluster, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **_as_user(user))
     pwfile.unlink()
     if result.returncode != 0:
         raise RuntimeError(f"initdb failed ({result.returncode}); see {workdir / 'initdb.log'}")

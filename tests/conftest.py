@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 from pathlib import Path
 
@@ -117,3 +118,14 @@ def test_postgres_cluster_serves_a_database_and_is_removed(tmp_path):
 def test_database_url_matches_the_run(database_url, database_kind):
     prefix = "postgresql+psycopg://" if database_kind == "postgresql" else "sqlite:///"
     assert database_url.startswith(prefix)
+
+
+def test_browser_is_debian_chromium_headless(browser, chromium_path):
+    page = browser.new_page()
+    try:
+        page.set_content("<h1>Assay</h1>")
+        assert page.inner_text("h1") == "Assay"
+        assert page.screenshot()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        page.close()
+    assert chromium_path == os.environ.get("ASSAY_CHROMIUM", "/usr/bin/chromium")
