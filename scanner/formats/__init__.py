@@ -37,10 +37,10 @@ __all__ = [
     "inspect_binary",
 ]
 
-Extractor = Callable[[Path, Path, Limits, float], list[Problem]]
+Extractor = Callable[[str, Path, Path, Limits, float], list[Problem]]
 
 
-def _oci(path: Path, outdir: Path, limits: Limits, timeout: float) -> list[Problem]:
+def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> list[Problem]:
     return apply_oci(path, outdir, limits)[1]
 
 
@@ -74,7 +74,7 @@ def extract(
         return [Problem("", f"no extractor for the {fmt} format")]
     path, outdir = Path(path), Path(outdir)
     try:
-        return func(path, outdir, limits, timeout)
+        return func(fmt, path, outdir, limits, timeout)
     except LimitExceeded as exc:
         return [Problem("", str(exc))]
     except (OSError, ValueError, EOFError, MemoryError, IndexError, KeyError) as exc:

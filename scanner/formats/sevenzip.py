@@ -1,7 +1,298 @@
-"""7-Zip back end (filled in below)."""
+"""File systems and disk images through 7-Zip (Debian's ``7zip`` package, binary ``7zz``).
 
-FORMATS: tuple[str, ...] = ()
+7-Zip opens SquashFS, ext2/3/4, ISO 9660, UDF, FAT, NTFS, exFAT, cramfs, HFS,
+HFS+, WIM, QCOW2, VMDK, VHD, VHDX, VDI and MBR/GPT partition tables, and
+descends through a single-partition disk by itself. Its habits shape this
+module:
+
+* It writes sparse files out as real zeros, so declared sizes are read first
+  (``7zz l -slt``) and anything over the limits is excluded before extraction.
+* It exits 2 on ordinary images because it refuses links containing ``..``;
+  its messages are read, and only real errors become problems.
+* It cannot read lz4 SquashFS: ``unsquashfs`` (squashfs-tools) takes over.
+* Disk formats it cannot open are converted to a sparse raw image with
+  ``qemu-img`` (never following a backing file or a separate extent), then
+  opened again.
+
+A disk with several partitions comes out as one raw file per partition; each
+partition holding a file system is opened in turn and replaced by a directory
+of the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scanner.formats._common import (
+    Budget,
+    Problem,
+    harvest,
+    remove_tree,
+    run_tool,
+    staging_dir,
+)
+from scanner.model import Limits
+
+SEVENZIP = ("7zz", "7z")
+FILESYSTEMS = (
+    "squashfs", "ext", "iso9660", "udf", "cramfs", "fat", "ntfs", "exfat",
+    "hfs", "hfsplus", "wim",
+)  # fmt: skip
+DISKS = ("qcow2", "vmdk", "vhd", "vhdx", "vdi", "mbr", "gpt")
+FORMATS = FILESYSTEMS + DISKS
+QEMU_FORMATS = {"qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc", "vhdx": "vhdx", "vdi": "vdi"}
+#: 7-Zip archive types whose items are whole partitions or disks, not files.
+CONTAINER_TYPES = {"MBR", "GPT", "APM", "QCOW", "VMDK", "VHD", "VHDX", "VDI", "RAW"}
+#: 7-Zip's pseudo-entries for file-system metadata (journals, $MFT): not files.
+SYSTEM_PREFIXES = ("[SYS]", "[SYSTEM]", "[DELETED]", "[UNUSED]")
+_ERR_PATH = re.compile(r"^ERROR: (.+?) : (.+)$")
 
 
-def extract(path, outdir, limits, timeout):
-    return []
+def tool() -> str | None:
+    for name in SEVENZIP:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@dataclass
+class Entry:
+    path: str
+    folder: bool
+    size: int
+    mode: str
+    encrypted: bool
+
+
+@dataclass
+class Listing:
+    opened: bool
+    types: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    message: str = ""
+
+
+class _Clock:
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def left(self) -> float:
+        return max(1.0, self.deadline - time.monotonic())
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> list[Problem]:
+    """Extract a file system or disk image into ``outdir``."""
+    budget = Budget(limits, path.stat().st_size)
+    return _extract(fmt, path, outdir, budget, _Clock(timeout), depth=0)
+
+
+def _extract(
+    fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock, depth: int
+) -> list[Problem]:
+    binary = tool()
+    if binary is None:
+        return [Problem("", "7-Zip (7zz) is not installed")]
+    listing = list_archive(binary, path, clock)
+    if listing.opened:
+        problems = _extract_7z(binary, path, outdir, listing, budget, clock)
+    elif fmt == "squashfs":
+        from scanner.formats.squashfs import unsquashfs
+
+        return unsquashfs(path, outdir, budget, clock.left())
+    elif fmt in QEMU_FORMATS and depth == 0:
+        return _via_qemu(fmt, path, outdir, budget, clock)
+    else:
+        reason = listing.message or "7-Zip could not open it"
+        return [Problem("", f"{fmt} image could not be opened: {reason}")]
+    if listing.types and listing.types[-1].upper() in CONTAINER_TYPES and depth < 2:
+        problems += _open_partitions(outdir, budget, clock, depth)
+    return problems
+
+
+def list_archive(binary: str, path: Path, clock: _Clock) -> Listing:
+    res = run_tool(
+        [binary, "l", "-slt", "-sccUTF-8", "-bd", "-p", "--", str(path.resolve())],
+        timeout=clock.left(),
+    )
+    if res.timed_out:
+        return Listing(False, message=f"listing timed out after {clock.timeout:.0f} s")
+    return parse_listing(res.stdout, res.stderr, res.returncode or 0)
+
+
+def parse_listing(stdout: str, stderr: str, returncode: int) -> Listing:
+    head, sep, body = stdout.partition("\n----------\n")
+    types = re.findall(r"^Type = (.+)$", head, re.M)
+    if not sep:
+        reason = "not a supported image"
+        if "Can not open encrypted archive" in stderr + stdout:
+            reason = "the image is encrypted"
+        return Listing(False, types, message=reason)
+    entries = []
+    for block in body.split("\n\n"):
+        props = dict(
+            line.split(" = ", 1) for line in block.splitlines() if " = " in line
+        )
+        if "Path" not in props:
+            continue
+        size = props.get("Size", "").strip()
+        entries.append(
+            Entry(
+                path=props["Path"],
+                folder=props.get("Folder", "").strip() == "+",
+                size=int(size) if size.isdigit() else 0,
+                mode=props.get("Mode", "").strip(),
+                encrypted=props.get("Encrypted", "").strip() == "+",
+            )
+        )
+    return Listing(True, types, entries)
+
+
+def _plan(entries: list[Entry], budget: Budget) -> tuple[list[str], list[Problem]]:
+    """Which entries to leave out, and the problems that leaving them out makes."""
+    excluded, problems = [], []
+    planned = Budget(budget.limits)
+    planned.cap, planned.total, planned.members = budget.cap, budget.total, budget.members
+    for e in entries:
+        if e.folder:
+            continue
+        if e.path.startswith(SYSTEM_PREFIXES) or e.mode[:1] in ("l", "c", "b", "p", "s"):
+            excluded.append(e.path)  # metadata and links: no content of their own
+            continue
+        if e.encrypted:
+            excluded.append(e.path)
+            problems.append(Problem(e.path, "encrypted, could not be read"))
+            continue
+        reason = planned.file_fits(e.size)
+        if reason:
+            excluded.append(e.path)
+            problems.append(Problem(e.path, f"not extracted: {reason}"))
+            continue
+        planned.take(e.size)
+    return excluded, problems
+
+
+def _extract_7z(
+    binary: str, path: Path, outdir: Path, listing: Listing, budget: Budget, clock: _Clock
+) -> list[Problem]:
+    excluded, problems = _plan(listing.entries, budget)
+    stage = staging_dir(outdir)
+    try:
+        files = stage / "files"
+        files.mkdir()
+        argv = [binary, "x", "-y", "-bd", "-sccUTF-8", "-scsUTF-8", "-p", f"-o{files}"]
+        if excluded:
+            exclude_list = stage / "exclude.txt"
+            exclude_list.write_text("\n".join(excluded) + "\n", "utf-8")
+            argv.append(f"-x@{exclude_list}")
+        argv += ["--", str(path.resolve())]
+        res = run_tool(argv, cwd=stage, timeout=clock.left(), max_file_bytes=budget.limits.max_file_bytes)
+        if res.timed_out:
+            problems.append(Problem("", f"7-Zip timed out after {clock.timeout:.0f} s"))
+        else:
+            problems += _messages(res.stdout + "\n" + res.stderr, res.returncode or 0, path)
+        problems += harvest(files, outdir, budget)
+    finally:
+        remove_tree(stage)
+    return problems
+
+
+def _messages(text: str, returncode: int, path: Path) -> list[Problem]:
+    """7-Zip's errors as problems; refused ``..`` links are not errors."""
+    problems = []
+    lines = [ln.strip() for ln in text.splitlines()]
+    for i, line in enumerate(lines):
+        if not line.startswith("ERROR:") or "Dangerous link path was ignored" in line:
+            continue
+        m = _ERR_PATH.match(line)
+        if m and m.group(2) != str(path.resolve()):
+            problems.append(Problem(m.group(2), f"7-Zip: {m.group(1)}"))
+        else:
+            detail = next((ln for ln in lines[i + 1 : i + 3] if ln), "")
+            problems.append(Problem("", f"7-Zip: {line[6:].strip()} {detail}".strip()))
+    if "ERRORS:" in lines:
+        start = lines.index("ERRORS:") + 1
+        for line in lines[start : start + 5]:
+            if not line:
+                break
+            problems.append(Problem("", f"7-Zip: {line}"))
+    if returncode not in (0, 1, 2) and not problems:
+        problems.append(Problem("", f"7-Zip failed with exit code {returncode}"))
+    return problems
+
+
+def _open_partitions(outdir: Path, budget: Budget, clock: _Clock, depth: int) -> list[Problem]:
+    """Replace each top-level partition image holding a file system by its files."""
+    from scanner.formats.detect import detect
+
+    problems: list[Problem] = []
+    for entry in sorted(os.scandir(outdir), key=lambda e: e.name):
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        inner = detect(Path(entry.path))
+        if inner not in FORMATS:
+            continue
+        size = entry.stat(follow_symlinks=False).st_size
+        target = Path(entry.path + ".d")
+        target.mkdir()
+        sub = _extract(inner, Path(entry.path), target, budget, clock, depth + 1)
+        problems += [Problem(f"{entry.name}/{p.path}".rstrip("/"), p.reason) for p in sub]
+        os.unlink(entry.path)
+        budget.total -= size
+        budget.members -= 1
+        os.rename(target, entry.path)
+    return problems
+
+
+def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock) -> list[Problem]:
+    qemu = shutil.which("qemu-img")
+    if qemu is None:
+        return [Problem("", f"{fmt} image could not be opened by 7-Zip and qemu-img is not installed")]
+    driver = QEMU_FORMATS[fmt]
+    info = run_tool([qemu, "info", "--output=json", "-f", driver, str(path.resolve())], timeout=60)
+    reason = _unsafe_for_qemu(info.stdout, path) if info.returncode == 0 else (
+        info.stderr.strip().splitlines() or ["qemu-img could not read it"]
+    )[-1]
+    if reason:
+        return [Problem("", f"{fmt} image could not be opened: {reason}")]
+    stage = staging_dir(outdir)
+    try:
+        raw = stage / "disk.raw"
+        res = run_tool(
+            [qemu, "convert", "-f", driver, "-O", "raw", str(path.resolve()), str(raw)],
+            cwd=stage,
+            timeout=clock.left(),
+        )
+        if res.timed_out:
+            return [Problem("", f"qemu-img timed out after {clock.timeout:.0f} s")]
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["conversion failed"])[-1]
+            return [Problem("", f"{fmt} image could not be converted: {last}")]
+        return _extract("mbr", raw, outdir, budget, clock, depth=1)
+    finally:
+        remove_tree(stage)
+
+
+def _unsafe_for_qemu(info_json: str, path: Path) -> str | None:
+    """Why qemu-img must not convert this image (it would read other files), or None."""
+    try:
+        info = json.loads(info_json)
+    except ValueError:
+        return "qemu-img gave no usable description"
+    if info.get("backing-filename") or info.get("full-backing-filename"):
+        return "it refers to a backing file outside the package"
+    extents = ((info.get("format-specific") or {}).get("data") or {}).get("extents") or []
+    for ext in extents:
+        if Path(ext.get("filename", "")).resolve() != path.resolve():
+            return "it refers to extent files outside the package"
+    return None
