@@ -83,11 +83,16 @@ def write_config(
     db_dir: Path,
     limits: Mapping[str, int] | None = None,
 ) -> Path:
-    """Write ``workdir/clamd.conf``; ``limits`` overrides entries of the limits table."""
+    """Write ``workdir/clamd.conf``.
+
+    ``limits`` overrides entries of the limits table (and ``StreamMaxLength``),
+    for a daemon with deliberately small limits.
+    """
     workdir = Path(workdir).resolve()
     tmp = workdir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     effective = {**LIMITS, **(limits or {})}
+    stream_max = effective.pop("StreamMaxLength", max(STREAM_MAX_LENGTH, effective["MaxFileSize"]))
     lines = [
         "Foreground yes",
         f"LogFile {workdir / 'clamd.log'}",
@@ -108,7 +113,7 @@ def write_config(
         # One engine in memory: a reload pauses scanning instead of doubling RAM.
         "ConcurrentDatabaseReload no",
         "ExitOnOOM yes",
-        f"StreamMaxLength {max(STREAM_MAX_LENGTH, effective['MaxFileSize'])}",
+        f"StreamMaxLength {stream_max}",
         *(f"{name} {value}" for name, value in effective.items()),
         *(f"{name} yes" for name in ALERTS),
         "AlertBrokenExecutables no",

@@ -147,8 +147,8 @@ class _Run:
             for answer in hit.answers:
                 if answer.kind == "virus":
                     out.append(_virus(member.location, answer.name, hit.engine))
-                elif answer.kind == "unscanned":
-                    out.append(_gap(member, hit.engine, answer))
+                elif answer.kind == "unscanned" and (gap := _gap(member, hit.engine, answer)):
+                    out.append(gap)
                 elif answer.kind == "unavailable":
                     missed += 1
         if missed:
@@ -292,26 +292,26 @@ def _virus(location: str, signature: str, engine: str) -> Finding:
     )
 
 
-def _unscanned(location: str, engine: str, code: str, summary: str, *, signature: str | None = None,
-               blocking: bool = True) -> Finding:
+def _unscanned(
+    location: str, engine: str, code: str, summary: str, *, signature: str | None = None
+) -> Finding:
     return Finding(
         id=fingerprint("unscanned", engine, code, location), type="unscanned",
-        location=location, blocking=blocking, signature=signature, engine=engine, summary=summary,
+        location=location, blocking=True, signature=signature, engine=engine, summary=summary,
     )
 
 
-def _gap(member: Member, engine: str, answer: Answer) -> Finding:
-    """An engine's "could not scan" answer about one member."""
-    code = answer.name or "error"
+def _gap(member: Member, engine: str, answer: Answer) -> Finding | None:
+    """An engine's "could not scan" answer about one member, or None when nothing was missed.
+
+    ClamAV opens archives itself and may stop at a limit inside a container
+    the unpacker has opened. Every file in such a container is scanned on its
+    own (and the unpacker reports whatever it could not extract), so that
+    alert is no gap; anywhere else a limit alert is.
+    """
     if member.container and answer.name and answer.name.startswith(LIMIT_PREFIX):
-        # ClamAV hit its limit inside a container the unpacker opened: every
-        # file in it was also sent on its own, so nothing went unexamined.
-        return _unscanned(
-            member.location, engine, code,
-            f"{answer.reason}; each file inside was scanned on its own",
-            signature=answer.name, blocking=False,
-        )
-    return _unscanned(member.location, engine, code, answer.reason, signature=answer.name)
+        return None
+    return _unscanned(member.location, engine, answer.name or "error", answer.reason, signature=answer.name)
 
 
 def _too_large(member: Member) -> Finding:
