@@ -1,0 +1,201 @@
+"""Builders for hostile archives, written at test time with crafted headers."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+GOOD = b"a perfectly ordinary file\n"
+
+
+def tar_entry(tf: tarfile.TarFile, name: str, data: bytes = GOOD, **attrs) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    if info.isreg():
+        tf.addfile(info, io.BytesIO(data))
+    else:
+        info.size = 0
+        tf.addfile(info)
+
+
+def make_tar(path: Path, entries: list[tuple], mode: str = "w") -> Path:
+    """entries: (name, data) or (name, data, {TarInfo attributes})."""
+    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tf:
+        for entry in entries:
+            name, data, *rest = entry
+            tar_entry(tf, name, data, **(rest[0] if rest else {}))
+    return path
+
+
+def make_zip(path: Path, entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def traversal_tar(path: Path, outside: Path) -> Path:
+    return make_tar(
+        path,
+        [
+            ("good/first.txt", GOOD),
+            ("../../escaped.txt", b"escaped"),
+            ("good/../../../escaped2.txt", b"escaped"),
+            (str(outside), b"absolute"),
+            ("good/second.txt", GOOD),
+        ],
+    )
+
+
+def links_tar(path: Path, outside: Path) -> Path:
+    return make_tar(
+        path,
+        [
+            ("good/first.txt", GOOD),
+            ("up", b"", {"type": tarfile.SYMTYPE, "linkname": "../../.."}),
+            ("abs", b"", {"type": tarfile.SYMTYPE, "linkname": str(outside)}),
+            ("hard", b"", {"type": tarfile.LNKTYPE, "linkname": "../../etc/passwd"}),
+            ("inside", b"", {"type": tarfile.SYMTYPE, "linkname": "good/first.txt"}),
+            # A link followed by a file written "through" it.
+            ("up/through.txt", b"through the link"),
+            ("good/second.txt", GOOD),
+        ],
+    )
+
+
+def specials_tar(path: Path) -> Path:
+    return make_tar(
+        path,
+        [
+            ("good/first.txt", GOOD),
+            ("dev/null2", b"", {"type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}),
+            ("dev/sda9", b"", {"type": tarfile.BLKTYPE, "devmajor": 8, "devminor": 9}),
+            ("run/pipe", b"", {"type": tarfile.FIFOTYPE}),
+            ("bin/setuid", b"#!/bin/sh\nid\n", {"mode": 0o6755}),
+            ("good/second.txt", GOOD),
+        ],
+    )
+
+
+def zip_with_links(path: Path) -> Path:
+    """A zip whose entries carry unix modes for a symlink and a fifo."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("good.txt", GOOD)
+        link = zipfile.ZipInfo("escape")
+        link.create_system = 3
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "../../../../etc/passwd")
+        fifo = zipfile.ZipInfo("fifo")
+        fifo.create_system = 3
+        fifo.external_attr = (stat.S_IFIFO | 0o644) << 16
+        zf.writestr(fifo, "")
+        traversal = zipfile.ZipInfo("..\\..\\evil.txt")
+        zf.writestr(traversal, b"evil")
+        zf.writestr("also-good.txt", GOOD)
+    return path
+
+
+def nested_zip(path: Path, levels: int, payload: bytes = GOOD) -> Path:
+    """A zip holding a zip ... ``levels`` deep, the innermost holding payload.txt."""
+    data = _zip_bytes({"payload.txt": payload})
+    for level in range(levels - 1, 0, -1):
+        data = _zip_bytes({f"level{level}.zip": data, f"note{level}.txt": GOOD})
+    path.write_bytes(data)
+    return path
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def zeros_gz(path: Path, size: int) -> Path:
+    """``size`` bytes of zeros, gzipped (a ratio near 1000)."""
+    block = bytes(1024 * 1024)
+    with gzip.open(path, "wb", compresslevel=6) as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+    return path
+
+
+def bomb_tar(path: Path, scratch: Path, size: int = 200 * 1024 * 1024) -> Path:
+    """A tar holding a good file and a gzip bomb."""
+    bomb = zeros_gz(scratch / "zeros.bin.gz", size)
+    with tarfile.open(path, "w") as tf:
+        tar_entry(tf, "good.txt")
+        tf.add(bomb, "data/zeros.bin.gz")
+        tar_entry(tf, "after.txt")
+    bomb.unlink()
+    return path
+
+
+def huge_header_tar(path: Path, declared: int = 100 * 1024**3) -> Path:
+    """A tar whose second member declares ``declared`` bytes but holds a few."""
+    first = tarfile.TarInfo("good.txt")
+    first.size = len(GOOD)
+    good = first.tobuf(format=tarfile.GNU_FORMAT) + GOOD.ljust(tarfile.BLOCKSIZE, b"\0")
+    info = tarfile.TarInfo("huge.bin")
+    info.size = declared
+    header = info.tobuf(format=tarfile.GNU_FORMAT)
+    path.write_bytes(good + header + b"tiny body".ljust(tarfile.BLOCKSIZE, b"\0"))
+    return path
+
+
+def sparse_tar(path: Path, work: Path, apparent: int, posix: bool = False) -> Path | None:
+    """A GNU tar sparse member of ``apparent`` bytes (None when GNU tar is missing)."""
+    tar = shutil.which("tar")
+    if not tar or b"GNU tar" not in subprocess.run([tar, "--version"], capture_output=True).stdout:
+        return None
+    source = work / "sparse-src"
+    source.mkdir()
+    (source / "good.txt").write_bytes(GOOD)
+    with open(source / "sparse.img", "wb") as f:
+        f.write(b"head")
+        f.seek(apparent - 4)
+        f.write(b"tail")
+    args = [tar, "-S", "-cf", str(path), "-C", str(source), "good.txt", "sparse.img"]
+    if posix:
+        args.insert(1, "--format=posix")
+    subprocess.run(args, check=True)
+    shutil.rmtree(source)
+    return path
+
+
+def many_tar(path: Path, count: int) -> Path:
+    return make_tar(path, [(f"files/{i:04d}.txt", GOOD) for i in range(count)])
+
+
+def truncated_tgz(path: Path) -> Path:
+    """A tar.gz cut off half way through: the first members are whole."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        tar_entry(tf, "first.txt")
+        tar_entry(tf, "second.txt")
+        tar_entry(tf, "big.bin", os.urandom(256 * 1024))
+        tar_entry(tf, "last.txt")
+    data = buffer.getvalue()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def bad_directory_zip(path: Path) -> Path:
+    """A zip whose central directory is overwritten with garbage."""
+    make_zip(path, {"one.txt": GOOD, "dir/two.txt": GOOD * 100, "three.bin": b"\x00" * 10})
+    data = bytearray(path.read_bytes())
+    start = data.find(b"PK\x01\x02")
+    data[start : start + 46] = b"\xde\xad" * 23
+    path.write_bytes(bytes(data))
+    return path
