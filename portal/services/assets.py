@@ -187,12 +187,12 @@ def _check_format(key: str, filename: str, size: int) -> None:
         head = Path(tmp) / "head"
         head.write_bytes(storage.get_bytes(key, HEAD_BYTES))
         try:
-            identify(head, _scanner_name(filename))
+            identify(head, scanner_file_name(filename))
         except ScanError as exc:
             raise ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", "package") from None
 
 
-def _scanner_name(filename: str) -> str:
+def scanner_file_name(filename: str) -> str:
     """The scanner knows .tar.gz; a .tgz is the same thing under a short name."""
     name = Path(filename).name
     return name[:-4] + ".tar.gz" if name.lower().endswith(".tgz") else name

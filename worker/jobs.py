@@ -1,0 +1,250 @@
+"""Queue entry points. Jobs take ids; the rules live in ``portal.services``.
+
+A job runs inside the app context of the process (the worker builds the app
+once, before it forks a work horse per job); when called where an app context
+is already pushed (a test with ``SimpleWorker``), that one is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import current_app, has_app_context
+
+from portal import queue, storage
+from portal.extensions import db
+from portal.models import Scan
+from portal.services import assets, scans, sweeper
+
+log = logging.getLogger(__name__)
+_app = None
+_osv_cache: dict = {}
+
+
+def get_app():
+    """The app of this process, built on first use."""
+    global _app
+    if _app is None:
+        from portal import create_app
+
+        _app = create_app()
+    return _app
+
+
+def set_app(app) -> None:
+    """Use ``app`` for jobs run in this process (the worker's entry point does this)."""
+    global _app
+    _app = app
+
+
+def in_app_context(job):
+    """Run ``job`` in the current app context, or in the process's app."""
+
+    @functools.wraps(job)
+    def run(*args, **kwargs):
+        if has_app_context():
+            return job(*args, **kwargs)
+        with get_app().app_context():
+            return job(*args, **kwargs)
+
+    return run
+
+
+# --- scanning -------------------------------------------------------------------
+
+class NoVulnerabilityData(RuntimeError):
+    """OSV_DIR holds no records: scanning now would call vulnerable packages clean."""
+
+
+@in_app_context
+def run_scan(scan_id: int) -> str:
+    """Claim the scan, fetch its package, scan it, store the outputs, record the verdict.
+
+    A failure records a failed attempt and re-raises, so the queue retries with
+    backoff; a package the scanner refuses (name, format) is a rejection with an
+    ``unscanned`` finding, not a failure.
+    """
+    scan = scans.start_scan(scan_id, worker_name(), job_id=queue.current_job_id())
+    if scan is None:
+        log.info("scan %s is not ours to run (done, running elsewhere or given up)", scan_id)
+        return "skipped"
+    try:
+        with _heartbeat(scan_id):
+            return _scan(scan_id)
+    except BaseException as exc:
+        db.session.rollback()
+        scans.fail_attempt(scan_id, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _scan(scan_id: int) -> str:
+    import scanner
+
+    scan = db.session.get(Scan, scan_id)
+    version, asset = scan.version, scan.version.asset
+    key, name = scan.package_key, assets.scanner_file_name(version.package_name or "package.zip")
+    labels = (asset.name, version.label)
+    db.session.commit()  # no transaction stays open during a long scan
+    osv = osv_database()
+    progress = scans.progress_recorder(scan_id)
+    scratch = Path(current_app.config["SCRATCH_DIR"])
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"scan-{scan_id}-", dir=scratch) as tmp:
+        package = Path(tmp) / "package"
+        storage.fetch_to_file(key, package, progress=lambda done, total: progress("fetch", done, total))
+        try:
+            result = scanner.scan_package(package, _settings(), progress, name=name, osv=osv)
+        except scanner.ScanError as exc:
+            result = unscannable_result(package, name, str(exc), osv)
+    progress("report", 0, 1)
+    keys = _store_outputs(scan_id, result, labels)
+    scans.complete_scan(scan_id, result, *keys)
+    return result.verdict
+
+
+def _settings():
+    from scanner.model import Settings
+
+    cfg = current_app.config
+    return Settings(osv_paths=(Path(cfg["OSV_DIR"]),), threshold=float(cfg["CVSS_THRESHOLD"]),
+                    clamd=cfg["CLAMD_ADDRESS"] or None, scratch_dir=Path(cfg["SCRATCH_DIR"]))
+
+
+def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, str, str]:
+    from scanner.report import write_report
+    from scanner.sbom import write_sbom
+
+    scan = db.session.get(Scan, scan_id)
+    version = scan.version
+    ids = (version.asset.owner_id, version.asset_id, version.id, scan_id)
+    db.session.commit()
+    report = write_report(result, report_id=f"scan-{scan_id}",
+                          secret=current_app.config["SECRET_KEY"],
+                          asset_name=labels[0], version_label=labels[1])
+    keys = storage.report_key(*ids), storage.sbom_key(*ids), storage.summary_key(*ids)
+    storage.put_bytes(keys[0], report, "application/vnd.openxmlformats-officedocument"
+                                       ".spreadsheetml.sheet")
+    storage.put_bytes(keys[1], write_sbom(result).encode(), "application/vnd.cyclonedx+json")
+    summary = {"scan_id": scan_id, **result.to_dict()}
+    storage.put_bytes(keys[2], json.dumps(summary, indent=1).encode(), "application/json")
+    return keys
+
+
+def unscannable_result(package: Path, name: str, reason: str, osv):
+    """A rejected result with one ``unscanned`` finding saying why the package was refused."""
+    from scanner.model import Finding, PackageInfo, ScanInfo, ScanResult
+
+    digest, size = hashlib.sha256(), 0
+    with open(package, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    finding = Finding(
+        id=hashlib.sha256(f"unscanned|{name}|{reason}".encode()).hexdigest()[:32],
+        type="unscanned", location=name, blocking=True, engine="identify",
+        summary=f"The package could not be scanned: {reason}",
+    )
+    cfg = current_app.config
+    return ScanResult(
+        verdict="rejected",
+        package=PackageInfo(name=name, size=size, sha256=digest.hexdigest(), format="unknown"),
+        components=(), findings=(finding,),
+        scan=ScanInfo(policy=_settings().policy, threshold=float(cfg["CVSS_THRESHOLD"]),
+                      engines={"osv": osv.snapshot}, osv_records=osv.records,
+                      started=now, finished=now),
+    )
+
+
+# --- vulnerability data: loaded once per worker process -------------------------------------
+
+def osv_database():
+    """The OSV data under OSV_DIR, loaded once and again only when it changes.
+
+    The worker warms this before forking, so each work horse inherits it.
+    """
+    from scanner.osv import OsvDatabase
+
+    root = Path(current_app.config["OSV_DIR"])
+    stamp = _osv_stamp(root)
+    if stamp is None:
+        raise NoVulnerabilityData(f"no vulnerability data in {root}: run 'flask osv import'")
+    if _osv_cache.get("stamp") != stamp:
+        database = OsvDatabase.load([root])
+        if not database.records:
+            raise NoVulnerabilityData(f"no vulnerability records in {root}: run 'flask osv import'")
+        _osv_cache.update(stamp=stamp, database=database)
+    return _osv_cache["database"]
+
+
+def _osv_stamp(root: Path) -> tuple | None:
+    """What changes when the data does: the folder's and its children's mtimes."""
+    if not root.is_dir():
+        return None
+    entries = [(p.name, p.stat().st_mtime_ns) for p in sorted(root.iterdir())]
+    return (str(root), root.stat().st_mtime_ns, tuple(entries)) if entries else None
+
+
+# --- heartbeat ------------------------------------------------------------------------
+
+@contextmanager
+def _heartbeat(scan_id: int):
+    """Beat the scan's heartbeat from a thread while the block runs, so a long
+    step with no progress (one huge file in the virus engine) is not taken for
+    a dead worker."""
+    app, stop = current_app._get_current_object(), threading.Event()
+    interval = max(float(app.config["SCAN_HEARTBEAT"]), 0.5)
+
+    def beat():
+        while not stop.wait(interval):
+            try:
+                with app.app_context():
+                    scans.heartbeat(scan_id)
+            except Exception:  # noqa: BLE001 - a missed beat is not worth killing the scan
+                log.warning("heartbeat of scan %s failed", scan_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{scan_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 30)
+
+
+def worker_name() -> str:
+    """Which worker runs this job: host, process and the queue worker's name."""
+    rq_name = os.environ.get("RQ_WORKER_ID", "")
+    return f"{socket.gethostname()}:{os.getpid()}" + (f" ({rq_name})" if rq_name else "")
+
+
+# --- periodic jobs --------------------------------------------------------------------
+
+@in_app_context
+def drain_outbox() -> int:
+    """Enqueue scans whose submission happened while Redis was unreachable."""
+    return scans.drain_outbox()
+
+
+@in_app_context
+def reap_stuck_scans() -> int:
+    """Re-queue scans whose worker stopped beating, then enqueue them."""
+    reaped = scans.reap_stuck_scans()
+    scans.drain_outbox()
+    return reaped
+
+
+@in_app_context
+def sweep_orphans() -> int:
+    """Remove stored objects that no row refers to (older than ORPHAN_MIN_AGE)."""
+    return sweeper.sweep_orphans()
