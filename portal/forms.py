@@ -11,6 +11,7 @@ from wtforms import (
     EmailField,
     PasswordField,
     RadioField,
+    SelectChoice,
     SelectField,
     StringField,
     SubmitField,
@@ -48,12 +49,18 @@ STATUS_CHOICES = [
 KIND_FILTER_CHOICES = [("", "Any kind"), *KIND_CHOICES]
 SORT_CHOICES = [
     ("-updated", "Recently updated"),
+    ("-created", "Newest first"),
     ("name", "Name A–Z"),
     ("-name", "Name Z–A"),
     ("updated", "Least recently updated"),
 ]
 STAFF_ROLE_CHOICES = [("reviewer", "Reviewer"), ("operator", "Operator")]
 ROLE_CHOICES = [("seller", "Seller"), *STAFF_ROLE_CHOICES]
+
+
+def options(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
+    """(value, label) pairs as the choices of a select or radio field."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def package_file(form, field) -> None:
@@ -88,8 +95,8 @@ class LoginForm(FlaskForm):
 class AssetForm(FlaskForm):
     """Add Asset: one asset and its first version."""
 
-    category = SelectField("Category", choices=[("Application", "Application")])
-    kind = RadioField("Kind", choices=KIND_CHOICES, default="binary", validators=[DataRequired()])
+    category = SelectField("Category", choices=options([("Application", "Application")]))
+    kind = RadioField("Kind", choices=options(KIND_CHOICES), default="binary", validators=[DataRequired()])
     name = StringField(
         "Name",
         validators=[
@@ -128,9 +135,9 @@ class AssetFilterForm(Form):
     """The My Assets query string: search, filters, sort and page (no CSRF: a GET)."""
 
     q = StringField("Search by name", validators=[Optional(), Length(max=128)])
-    status = SelectField("Status", choices=STATUS_CHOICES, default="")
-    kind = SelectField("Kind", choices=KIND_FILTER_CHOICES, default="")
-    sort = SelectField("Sort", choices=SORT_CHOICES, default="-updated")
+    status = SelectField("Status", choices=options(STATUS_CHOICES), default="")
+    kind = SelectField("Kind", choices=options(KIND_FILTER_CHOICES), default="")
+    sort = SelectField("Sort", choices=options(SORT_CHOICES), default="-updated")
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1)])
 
     def query(self) -> dict:
@@ -152,10 +159,10 @@ class UserCreateForm(FlaskForm):
         "Initial password",
         validators=[DataRequired(), Length(min=10, message="Use at least 10 characters.")],
     )
-    role = SelectField("Role", choices=STAFF_ROLE_CHOICES, default="reviewer")
+    role = SelectField("Role", choices=options(STAFF_ROLE_CHOICES), default="reviewer")
     submit = SubmitField("Create user")
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=ROLE_CHOICES)
+    role = SelectField("Role", choices=options(ROLE_CHOICES))
     submit = SubmitField("Change role")

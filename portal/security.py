@@ -31,14 +31,12 @@ def init_app(app: Flask) -> None:
     app.jinja_env.undefined = StrictUndefined
     # A form upload may be at most MAX_FORM_UPLOAD; anything larger is refused with a 413 page
     # before the body is read.
-    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_FORM_UPLOAD"] + FORM_OVERHEAD)
-    # The token lives as long as the session: a form left open over lunch still submits.
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit
+        app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_FORM_UPLOAD"] + FORM_OVERHEAD
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
     login_manager.user_loader(_load_user)
 
     app.after_request(_set_headers)

@@ -7,10 +7,11 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers on ``app``."""
-    from portal.blueprints import admin, auth, errors, main, rendering
+    from portal.blueprints import admin, assets, auth, errors, main, rendering
 
     rendering.init_app(app)
     errors.init_app(app)
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(assets.bp)
     app.register_blueprint(admin.bp)

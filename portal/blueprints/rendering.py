@@ -81,6 +81,20 @@ def query_args(query: dict, **changes) -> dict:
     return {key: value for key, value in merged.items() if value not in ("", None)}
 
 
+def report_scan(version):
+    """The newest completed scan of ``version`` that has a report, or None."""
+    from portal.services import scans
+
+    return scans.latest_report_scan(version)
+
+
+def modify_blocker(version) -> str | None:
+    """Why ``version`` cannot get a new package now, or None."""
+    from portal.services import state
+
+    return state.refusal(version, "submit")
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals the templates use."""
     app.jinja_env.filters["filesize"] = filesize
@@ -88,6 +102,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         status_badge=status_badge,
         deletion_blocker=deletion_blocker,
+        modify_blocker=modify_blocker,
+        report_scan=report_scan,
         timezone_label=timezone_label,
         query_args=query_args,
         name_pattern=forms.NAME_PATTERN_HTML,

@@ -1,0 +1,156 @@
+"""My Assets, Add Asset, the asset page with its versions, and the live scan badge."""
+
+from __future__ import annotations
+
+import io
+
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from portal.blueprints.rendering import attach_error, render, wants_fragment
+from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm
+from portal.services import assets, scans
+from portal.services.errors import NotFound, ServiceError, ValidationError
+
+bp = Blueprint("assets", __name__, url_prefix="/assets")
+PER_PAGE = 20
+
+
+@bp.before_request
+@login_required
+def _signed_in():
+    """Every page here belongs to a signed-in user."""
+
+
+def _refused(error: ServiceError, asset_id: int):
+    """A refused action: a missing record stays a 404, anything else is explained."""
+    if isinstance(error, NotFound):
+        raise error
+    flash(str(error), "error")
+    return redirect(url_for("assets.detail", asset_id=asset_id))
+
+
+def _download(filename: str, data) -> object:
+    body = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    return send_file(body, as_attachment=True, download_name=filename)
+
+
+@bp.get("/")
+def index():
+    """My Assets: search, filter, sort and page through the seller's assets."""
+    filters = AssetFilterForm(request.args)
+    query = filters.query()
+    page = assets.list_assets(current_user, **query, per_page=PER_PAGE)
+    return render("assets/index.html", "assets_table", page=page, filters=filters, query=query)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Add Asset: the asset, its first version and package; saved as draft or submitted."""
+    form = AssetForm()
+    if form.validate_on_submit():
+        package = form.package.data
+        try:
+            version = assets.create_asset(
+                current_user, name=form.name.data, kind=form.kind.data,
+                description=form.description.data or "", version_label=form.version.data,
+                stream=package.stream, filename=package.filename,
+                submit=bool(form.submit_review.data), address=request.remote_addr,
+            )
+        except ValidationError as error:
+            attach_error(form, error)
+        else:
+            flash("Submitted for review: the scan is queued." if form.submit_review.data
+                  else "Saved in your draft box.", "success")
+            return redirect(url_for("assets.detail", asset_id=version.asset_id))
+    return render_template("assets/new.html", form=form), 422 if form.errors else 200
+
+
+@bp.get("/<int:asset_id>")
+def detail(asset_id: int):
+    """One asset and its Version information table."""
+    asset = assets.get_asset(current_user, asset_id)
+    return render("assets/detail.html", "versions_table", asset=asset)
+
+
+@bp.route("/<int:asset_id>/delete", methods=["GET", "POST"])
+def delete(asset_id: int):
+    """Confirm, then delete an asset with all its versions, reports and packages."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            assets.delete_asset(current_user, asset_id, address=request.remote_addr)
+        except ServiceError as error:
+            return _refused(error, asset_id)
+        flash("The asset was deleted.", "success")
+        return redirect(url_for("assets.index"))
+    asset = assets.get_asset(current_user, asset_id)
+    return render_template("assets/delete.html", asset=asset, form=form)
+
+
+@bp.route("/versions/<int:version_id>/modify", methods=["GET", "POST"])
+def modify(version_id: int):
+    """Upload a new package for a version and submit it for scanning again."""
+    form = ModifyForm()
+    if form.validate_on_submit():
+        package = form.package.data
+        try:
+            version = assets.modify_version(
+                current_user, version_id, stream=package.stream,
+                filename=package.filename, address=request.remote_addr,
+            )
+        except ValidationError as error:
+            attach_error(form, error)
+        else:
+            flash("New package uploaded: the scan is queued.", "success")
+            return redirect(url_for("assets.detail", asset_id=version.asset_id))
+    version = assets.get_version(current_user, version_id)
+    return render_template("assets/modify.html", form=form, version=version), (
+        422 if form.errors else 200
+    )
+
+
+@bp.post("/versions/<int:version_id>/submit")
+def submit(version_id: int):
+    """Send a draft version for review (scanning)."""
+    version = assets.get_version(current_user, version_id)
+    try:
+        assets.submit_version(current_user, version_id, address=request.remote_addr)
+    except ServiceError as error:
+        return _refused(error, version.asset_id)
+    flash("Submitted for review: the scan is queued.", "success")
+    return redirect(url_for("assets.detail", asset_id=version.asset_id))
+
+
+@bp.get("/versions/<int:version_id>/status")
+def status(version_id: int):
+    """The status badge; a polling badge that finishes tells the page to refresh once."""
+    version = assets.get_version(current_user, version_id)
+    badge = scans.badge(version)
+    response = make_response(
+        render("scans/status.html", "scan_status", version=version, badge=badge)
+    )
+    if wants_fragment() and not badge.polling:
+        response.headers["HX-Trigger"] = "scan-finished"
+    return response
+
+
+@bp.get("/versions/<int:version_id>/report")
+def report(version_id: int):
+    """The security scan report (xlsx) of the version's latest scan."""
+    return _download(*scans.report_download(current_user, version_id))
+
+
+@bp.get("/versions/<int:version_id>/sbom")
+def sbom(version_id: int):
+    """The CycloneDX SBOM (JSON) of the version's latest scan."""
+    return _download(*scans.sbom_download(current_user, version_id))
