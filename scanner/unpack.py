@@ -297,6 +297,8 @@ class _Unpacker:
                     tf.members.clear()  # bounded memory: links are never followed
                     self._report(counted.pos, top=box.depth == 0)
                     yield from self._tar_entry(tf, info, box)
+                    if not (box.stopped or self.stopped):
+                        yield from self._tar_skip(tf, box)
 
     def _tar_entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo, box: _Box) -> Iterator:
         if info.isdir():
@@ -322,6 +324,35 @@ class _Unpacker:
         if src is None:
             return
         yield from self._store(box, parts, location, src)
+
+    def _tar_skip(self, tf: tarfile.TarFile, box: _Box) -> Iterator:
+        """Move to the next header ourselves, past data that was not read.
+
+        tarfile would spin for hours over a header that declares terabytes of
+        data the archive does not hold; here the end of the data stops it, and so
+        does a gap larger than the archive could honestly expand to.
+        """
+        gap = tf.offset - tf.fileobj.tell()
+        if gap <= 0:
+            return
+        if gap > max(self.limits.max_ratio * box.size, RATIO_FLOOR):
+            box.stopped = True
+            yield from self._finding(
+                box.location,
+                "ratio",
+                f"expansion ratio over {self.limits.max_ratio:g}: the rest of {box.location}"
+                " was not examined",
+            )
+            return
+        try:
+            while gap > 0:
+                chunk = tf.fileobj.read(min(CHUNK, gap))
+                if not chunk:
+                    raise EOFError("unexpected end of data")
+                gap -= len(chunk)
+        except READ_ERRORS as e:
+            box.stopped = True
+            yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
 
     def _tar_tail(self, tf: tarfile.TarFile, box: _Box) -> Iterator:
         """tarfile ends quietly at a bad header; anything but zeros after it is unread data."""

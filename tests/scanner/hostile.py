@@ -142,12 +142,12 @@ def bomb_tar(path: Path, scratch: Path, size: int = 200 * 1024 * 1024) -> Path:
     return path
 
 
-def huge_header_tar(path: Path, declared: int = 100 * 1024**3) -> Path:
+def huge_header_tar(path: Path, declared: int = 100 * 1024**3, name: str = "huge.bin") -> Path:
     """A tar whose second member declares ``declared`` bytes but holds a few."""
     first = tarfile.TarInfo("good.txt")
     first.size = len(GOOD)
     good = first.tobuf(format=tarfile.GNU_FORMAT) + GOOD.ljust(tarfile.BLOCKSIZE, b"\0")
-    info = tarfile.TarInfo("huge.bin")
+    info = tarfile.TarInfo(name)
     info.size = declared
     header = info.tobuf(format=tarfile.GNU_FORMAT)
     path.write_bytes(good + header + b"tiny body".ljust(tarfile.BLOCKSIZE, b"\0"))

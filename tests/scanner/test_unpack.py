@@ -312,10 +312,31 @@ def test_huge_member_header_is_refused_before_writing(tmp_path):
     result = run(tmp_path, hostile.huge_header_tar(tmp_path / "huge.tar"))
     assert_all_unscanned(result)
     assert summaries(result)[0] == "file larger than 20 GiB: huge.tar!/huge.bin was not fully examined"
-    assert any(s.startswith("archive is corrupt:") for s in summaries(result)[1:])
+    # Its missing body is never read through (tarfile alone would spin over 100 GB).
+    assert summaries(result)[1:] == [
+        "expansion ratio over 200: the rest of huge.tar was not examined"
+    ]
     members = locations(result)
     assert "huge.tar!/good.txt" in members and "huge.tar!/huge.bin" not in members
     assert sum(m.size for m in result.members[1:]) < 1024
+
+
+def test_header_declaring_more_than_the_body_holds(tmp_path):
+    result = run(tmp_path, hostile.huge_header_tar(tmp_path / "short.tar", declared=500_000))
+    assert_all_unscanned(result)
+    assert all(s.startswith("archive is corrupt:") for s in summaries(result))
+    members = locations(result)
+    assert members["short.tar!/huge.bin"].size < 1024  # what the archive really held
+    assert "short.tar!/good.txt" in members
+
+
+def test_refused_entry_with_a_huge_header_does_not_hang(tmp_path):
+    package = hostile.huge_header_tar(tmp_path / "t.tar", declared=2**80, name="../../x")
+    result = run(tmp_path, package)
+    assert summaries(result) == [
+        "path escapes the package root: ../../x",
+        "expansion ratio over 200: the rest of t.tar was not examined",
+    ]
 
 
 @pytest.mark.parametrize("posix", [False, True], ids=["gnu-sparse", "pax-sparse"])
