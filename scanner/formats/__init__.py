@@ -72,7 +72,7 @@ def extract(
     func = table.get(fmt)
     if func is None:
         return [Problem("", f"no extractor for the {fmt} format")]
-    path, outdir = Path(path), Path(outdir)
+    path, outdir = Path(path).absolute(), Path(outdir).absolute()
     try:
         return func(fmt, path, outdir, limits, timeout)
     except LimitExceeded as exc:

@@ -145,7 +145,7 @@ def _text(data: bytes) -> str:
 
 def staging_dir(outdir: Path) -> Path:
     """A private, empty directory beside ``outdir`` (same file system, so moves are renames)."""
-    return Path(tempfile.mkdtemp(prefix=".stage-", dir=outdir.parent))
+    return Path(tempfile.mkdtemp(prefix=".stage-", dir=outdir.absolute().parent))
 
 
 def remove_tree(path: Path) -> None:

@@ -69,6 +69,7 @@ class Entry:
     size: int
     mode: str
     encrypted: bool
+    gap: bool = False  # unpartitioned space between partitions: no file system, no content
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Listing:
     types: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     message: str = ""
+    errors: bool = False  # opened, but 7-Zip met errors (an unsupported method, say)
 
 
 class _Clock:
@@ -104,14 +106,14 @@ def _extract(
     if binary is None:
         return [Problem("", "7-Zip (7zz) is not installed")]
     listing = list_archive(binary, path, clock)
+    if fmt in QEMU_FORMATS and depth == 0 and (not listing.opened or listing.errors):
+        return _via_qemu(fmt, path, outdir, budget, clock)
     if listing.opened:
         problems = _extract_7z(binary, path, outdir, listing, budget, clock)
     elif fmt == "squashfs":
         from scanner.formats.squashfs import unsquashfs
 
         return unsquashfs(path, outdir, budget, clock.left())
-    elif fmt in QEMU_FORMATS and depth == 0:
-        return _via_qemu(fmt, path, outdir, budget, clock)
     else:
         reason = listing.message or "7-Zip could not open it"
         return [Problem("", f"{fmt} image could not be opened: {reason}")]
@@ -153,9 +155,14 @@ def parse_listing(stdout: str, stderr: str, returncode: int) -> Listing:
                 size=int(size) if size.isdigit() else 0,
                 mode=props.get("Mode", "").strip(),
                 encrypted=props.get("Encrypted", "").strip() == "+",
+                gap=props["Path"].isdigit()
+                and "File System" in props
+                and not props["File System"].strip()
+                and not props.get("Primary", "").strip(),
             )
         )
-    return Listing(True, types, entries)
+    errors = bool(re.search(r"^(Errors: \d+|ERRORS:)$", stdout + "\n" + stderr, re.M))
+    return Listing(True, types, entries, errors=errors)
 
 
 def _plan(entries: list[Entry], budget: Budget) -> tuple[list[str], list[Problem]]:
@@ -166,8 +173,8 @@ def _plan(entries: list[Entry], budget: Budget) -> tuple[list[str], list[Problem
     for e in entries:
         if e.folder:
             continue
-        if e.path.startswith(SYSTEM_PREFIXES) or e.mode[:1] in ("l", "c", "b", "p", "s"):
-            excluded.append(e.path)  # metadata and links: no content of their own
+        if e.gap or e.path.startswith(SYSTEM_PREFIXES) or e.mode[:1] in ("l", "c", "b", "p", "s"):
+            excluded.append(e.path)  # metadata, links and free space: no content of their own
             continue
         if e.encrypted:
             excluded.append(e.path)
@@ -260,7 +267,7 @@ def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock)
         return [Problem("", f"{fmt} image could not be opened by 7-Zip and qemu-img is not installed")]
     driver = QEMU_FORMATS[fmt]
     info = run_tool([qemu, "info", "--output=json", "-f", driver, str(path.resolve())], timeout=60)
-    reason = _unsafe_for_qemu(info.stdout, path) if info.returncode == 0 else (
+    reason = _unsafe_for_qemu(info.stdout, path, budget) if info.returncode == 0 else (
         info.stderr.strip().splitlines() or ["qemu-img could not read it"]
     )[-1]
     if reason:
@@ -283,7 +290,7 @@ def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock)
         remove_tree(stage)
 
 
-def _unsafe_for_qemu(info_json: str, path: Path) -> str | None:
+def _unsafe_for_qemu(info_json: str, path: Path, budget: Budget) -> str | None:
     """Why qemu-img must not convert this image (it would read other files), or None."""
     try:
         info = json.loads(info_json)
@@ -291,6 +298,8 @@ def _unsafe_for_qemu(info_json: str, path: Path) -> str | None:
         return "qemu-img gave no usable description"
     if info.get("backing-filename") or info.get("full-backing-filename"):
         return "it refers to a backing file outside the package"
+    if int(info.get("virtual-size") or 0) > budget.limits.max_total_bytes:
+        return f"its virtual size is over the {budget.limits.max_total_bytes}-byte limit"
     extents = ((info.get("format-specific") or {}).get("data") or {}).get("extents") or []
     for ext in extents:
         if Path(ext.get("filename", "")).resolve() != path.resolve():
