@@ -24,9 +24,12 @@ install:
 run: install
 	@$(PYTHON) -m ops.run serve
 
+# Both halves run even when the first fails, so one CI run reports everything.
 test: install
-	@$(MAKE) --no-print-directory test-sqlite
-	@$(MAKE) --no-print-directory test-postgres
+	@rc=0; \
+	$(MAKE) --no-print-directory test-sqlite || rc=1; \
+	$(MAKE) --no-print-directory test-postgres || rc=1; \
+	exit $$rc
 
 test-sqlite:
 	@echo "== whole suite, SQLite =="
