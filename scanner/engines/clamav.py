@@ -148,7 +148,7 @@ def classify(name: str) -> Answer:
 def parse_reply(reply: str) -> Answer:
     """Parse one clamd/clamscan result text: ``OK``, ``<name> FOUND`` or ``<message> ERROR``."""
     reply = reply.strip()
-    if reply == "OK":
+    if reply in ("OK", "Empty file"):  # clamscan's word for a zero-byte file
         return CLEAN
     if reply.endswith(" FOUND"):
         return classify(reply[: -len(" FOUND")].strip())

@@ -282,6 +282,12 @@ def test_clamd_that_dies_fails_closed(tmp_path):
     assert [(f.type, f.engine) for f in findings] == [("unscanned", "clamav")]
 
 
+def test_empty_file_is_clean(tmp_path, settings):
+    empty = member(write(tmp_path / "py.typed", b""))
+
+    assert scan_members([empty], settings)[0] == []
+
+
 def test_unreadable_member_is_unscanned(tmp_path, settings):
     gone = member(write(tmp_path / "gone.txt", b"here for a moment\n"))
     gone.path.unlink()
