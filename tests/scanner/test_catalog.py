@@ -1,0 +1,661 @@
+"""Component cataloging: the corpus packages, and a realistic fixture per ecosystem.
+
+Fixtures are packed into a package and go through the real unpacker, so each
+component's location is the path a seller would see.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import struct
+import subprocess
+import tarfile
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from scanner.catalog import catalog
+from scanner.catalogers import golang, python
+from scanner.model import NEST, Limits
+from scanner.unpack import unpack
+
+CORPUS = Path(__file__).parents[1] / "data" / "corpus" / "packages"
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def zip_bytes(files: dict[str, bytes | str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tgz_bytes(files: dict[str, bytes | str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, data in files.items():
+            data = data.encode() if isinstance(data, str) else data
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def scan(tmp_path: Path, files: dict[str, bytes | str]):
+    """Catalog a zip package holding ``files``."""
+    package = tmp_path / "pkg.zip"
+    package.write_bytes(zip_bytes(files))
+    unpacked = unpack(package, tmp_path / "scratch", Limits(), name="pkg.zip")
+    assert unpacked.findings == []
+    return catalog(unpacked)
+
+
+def found(components) -> set[tuple[str, str, str, str]]:
+    """(ecosystem, name, version, location inside the package) of each component."""
+    return {(c.ecosystem, c.name, c.version, c.location.split(NEST, 1)[1]) for c in components}
+
+
+def purls(components) -> set[str]:
+    return {c.purl for c in components}
+
+
+# -- the corpus ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", MANIFEST["packages"], ids=lambda e: e["file"].split("/")[-1])
+def test_corpus_packages_yield_exactly_the_manifest(tmp_path, entry):
+    name = entry["file"].split("/")[-1]
+    components = catalog(unpack(CORPUS / name, tmp_path / "s", Limits(), name=name))
+    expected = {
+        (c["ecosystem"], c["name"], c["version"], c["location_in_package"])
+        for c in entry["components"]
+    }
+    assert found(components) == expected
+    assert len(components) == len(expected)
+    for c in components:
+        assert c.location.startswith(name + NEST)
+        assert c.purl.startswith({"PyPI": "pkg:pypi/", "npm": "pkg:npm/"}[c.ecosystem])
+
+
+def test_result_is_sorted_and_deduplicated(tmp_path):
+    lock = {"lockfileVersion": 1, "dependencies": {
+        "a": {"version": "1.0.0", "dependencies": {"b": {"version": "2.0.0"}}},
+        "b": {"version": "2.0.0"},
+    }}
+    components = scan(tmp_path, {"app/package-lock.json": json.dumps(lock)})
+    keys = [(c.ecosystem, c.name, c.version, c.location) for c in components]
+    assert keys == sorted(set(keys))
+    assert [c.name for c in components] == ["a", "b"]
+
+
+# -- Python -------------------------------------------------------------------------
+
+METADATA = "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: x\n\nLong text\nName: nope\n"
+
+
+def test_python_sources(tmp_path):
+    wheel = zip_bytes({
+        "Foo_Bar-1.2.0.dist-info/METADATA": METADATA.format(name="Foo_Bar", version="1.2.0"),
+        "foo_bar/__init__.py": "",
+    })
+    sdist = tgz_bytes({
+        "bar-2.0/PKG-INFO": METADATA.format(name="bar", version="2.0"),
+        "bar-2.0/src/bar.egg-info/PKG-INFO": METADATA.format(name="bar", version="2.0"),
+        "bar-2.0/setup.py": "",
+    })
+    egg = zip_bytes({"EGG-INFO/PKG-INFO": METADATA.format(name="eggy", version="0.3")})
+    components = scan(tmp_path, {
+        "app/wheels/Foo_Bar-1.2.0-py3-none-any.whl": wheel,
+        "app/sdists/bar-2.0.tar.gz": sdist,
+        "app/eggs/eggy-0.3-py3.8.egg": egg,
+        "app/site-packages/old-0.9-py3.8.egg-info": METADATA.format(name="old", version="0.9"),
+        "app/site-packages/PyYAML-5.3-py3.8.egg-info/PKG-INFO": METADATA.format(name="PyYAML", version="5.3"),
+        "app/site-packages/nothing.dist-info/RECORD": "",
+        "app/docs/METADATA": METADATA.format(name="not-a-dist-info", version="1"),
+    })
+    assert found(components) == {
+        ("PyPI", "Foo_Bar", "1.2.0", "app/wheels/Foo_Bar-1.2.0-py3-none-any.whl!/Foo_Bar-1.2.0.dist-info/METADATA"),
+        ("PyPI", "bar", "2.0", "app/sdists/bar-2.0.tar.gz!/bar-2.0/PKG-INFO"),
+        ("PyPI", "eggy", "0.3", "app/eggs/eggy-0.3-py3.8.egg!/EGG-INFO/PKG-INFO"),
+        ("PyPI", "old", "0.9", "app/site-packages/old-0.9-py3.8.egg-info"),
+        ("PyPI", "PyYAML", "5.3", "app/site-packages/PyYAML-5.3-py3.8.egg-info/PKG-INFO"),
+    }
+    assert {"pkg:pypi/foo-bar@1.2.0", "pkg:pypi/pyyaml@5.3"} <= purls(components)
+    assert python.canonical("Foo.Bar__baz") == "foo-bar-baz"
+
+
+# -- npm ----------------------------------------------------------------------------
+
+
+def test_npm_sources(tmp_path):
+    def pkg(name, version):
+        return json.dumps({"name": name, "version": version, "description": "x"})
+
+    lock_v2 = {
+        "name": "web", "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "web", "version": "1.0.0"},
+            "node_modules/lodash": {"version": "4.17.15"},
+            "node_modules/@types/node": {"version": "20.1.0"},
+            "node_modules/a/node_modules/minimist": {"version": "0.0.8"},
+            "node_modules/alias": {"name": "real-name", "version": "3.0.0"},
+            "node_modules/linked": {"link": True, "resolved": "packages/linked"},
+            "packages/linked": {"version": "0.0.1"},
+        },
+    }
+    lock_v1 = {"lockfileVersion": 1, "dependencies": {
+        "ms": {"version": "2.0.0"},
+        "debug": {"version": "2.6.9", "dependencies": {"ms": {"version": "2.1.3"}}},
+        "gitdep": {"version": "git+https://github.com/x/y.git#abc"},
+    }}
+    components = scan(tmp_path, {
+        "app/package.json": pkg("my-app", "1.0.0"),
+        "app/node_modules/ejs/package.json": pkg("ejs", "3.1.6"),
+        "app/node_modules/@babel/core/package.json": pkg("@babel/core", "7.12.0"),
+        "app/node_modules/ejs/node_modules/jake/package.json": pkg("jake", "10.8.2"),
+        "app/node_modules/ejs/lib/package.json": json.dumps({"type": "module"}),
+        "app/node_modules/broken/package.json": "{not json",
+        "app/vendor/is-number-7.0.0.tgz": tgz_bytes({"package/package.json": pkg("is-number", "7.0.0")}),
+        "web/package-lock.json": json.dumps(lock_v2),
+        "old/npm-shrinkwrap.json": json.dumps(lock_v1),
+    })
+    assert found(components) == {
+        ("npm", "ejs", "3.1.6", "app/node_modules/ejs/package.json"),
+        ("npm", "@babel/core", "7.12.0", "app/node_modules/@babel/core/package.json"),
+        ("npm", "jake", "10.8.2", "app/node_modules/ejs/node_modules/jake/package.json"),
+        ("npm", "is-number", "7.0.0", "app/vendor/is-number-7.0.0.tgz!/package/package.json"),
+        ("npm", "lodash", "4.17.15", "web/package-lock.json"),
+        ("npm", "@types/node", "20.1.0", "web/package-lock.json"),
+        ("npm", "minimist", "0.0.8", "web/package-lock.json"),
+        ("npm", "real-name", "3.0.0", "web/package-lock.json"),
+        ("npm", "ms", "2.0.0", "old/npm-shrinkwrap.json"),
+        ("npm", "ms", "2.1.3", "old/npm-shrinkwrap.json"),
+        ("npm", "debug", "2.6.9", "old/npm-shrinkwrap.json"),
+    }
+    assert {"pkg:npm/%40babel/core@7.12.0", "pkg:npm/ejs@3.1.6"} <= purls(components)
+
+
+# -- Java ----------------------------------------------------------------------------
+
+
+def pom(group, artifact, version):
+    return f"#Generated by Maven\n#Tue Jan 01 00:00:00 UTC 2019\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"
+
+
+def manifest(**fields):
+    lines = ["Manifest-Version: 1.0"] + [f"{k.replace('_', '-')}: {v}" for k, v in fields.items()]
+    return "\r\n".join(lines) + "\r\n\r\nName: some/entry\r\nImplementation-Version: 9.9\r\n"
+
+
+def test_java_jars_nested_in_a_war(tmp_path):
+    commons = zip_bytes({
+        "META-INF/MANIFEST.MF": manifest(Implementation_Title="Apache Commons Text", Implementation_Version="1.9"),
+        "META-INF/maven/org.apache.commons/commons-text/pom.properties": pom("org.apache.commons", "commons-text", "1.9"),
+        "org/apache/commons/text/StringSubstitutor.class": b"\xca\xfe\xba\xbe",
+    })
+    shaded = zip_bytes({
+        "META-INF/maven/com.acme/fat/pom.properties": pom("com.acme", "fat", "3.0"),
+        "META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties": pom(
+            "com.fasterxml.jackson.core", "jackson-databind", "2.9.10.1"
+        ),
+    })
+    legacy = zip_bytes({
+        "META-INF/MANIFEST.MF": manifest(
+            Implementation_Title="legacy-lib",
+            Implementation_Version="2.1",
+            Bundle_Version="2.1.0.v2019",
+        ),
+    })
+    bare = zip_bytes({"META-INF/MANIFEST.MF": manifest(Created_By="javac")})
+    war = zip_bytes({
+        "META-INF/maven/com.acme/shop/pom.properties": pom("com.acme", "shop", "1.0.0"),
+        "WEB-INF/lib/commons-text-1.9.jar": commons,
+        "WEB-INF/lib/fat.jar": shaded,
+        "WEB-INF/lib/legacy.jar": legacy,
+        "WEB-INF/lib/bare.jar": bare,
+    })
+    components = scan(tmp_path, {"deploy/shop.war": war})
+    lib = "deploy/shop.war!/WEB-INF/lib"
+    assert found(components) == {
+        ("Maven", "com.acme:shop", "1.0.0", "deploy/shop.war!/META-INF/maven/com.acme/shop/pom.properties"),
+        ("Maven", "org.apache.commons:commons-text", "1.9",
+         f"{lib}/commons-text-1.9.jar!/META-INF/maven/org.apache.commons/commons-text/pom.properties"),
+        ("Maven", "com.acme:fat", "3.0", f"{lib}/fat.jar!/META-INF/maven/com.acme/fat/pom.properties"),
+        ("Maven", "com.fasterxml.jackson.core:jackson-databind", "2.9.10.1",
+         f"{lib}/fat.jar!/META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties"),
+        ("Maven", "legacy-lib", "2.1", f"{lib}/legacy.jar!/META-INF/MANIFEST.MF"),
+    }
+    assert "pkg:maven/org.apache.commons/commons-text@1.9" in purls(components)
+    assert "pkg:maven/legacy-lib@2.1" in purls(components)
+
+
+# -- Go -------------------------------------------------------------------------------
+
+INFO_START = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
+INFO_END = bytes.fromhex("f932433186182072008242104116d8f2")
+MODINFO = (
+    "path\texample.com/app/cmd/server\n"
+    "mod\texample.com/app\t(devel)\t\n"
+    "dep\tgithub.com/gin-gonic/gin\tv1.7.0\th1:jGFQ8dqKHSVZd1wfRqXNkWkXobAAqOp7NWsOKXsbSs0=\n"
+    "dep\tgolang.org/x/net\tv0.0.0-20210226172049-e18ecbb05110\th1:qWPm9rbaAMKs8Bq7Gg5...\n"
+    "dep\tgithub.com/old/mod\tv1.0.0\th1:abc=\n"
+    "=>\tgithub.com/new/mod\tv1.2.0\th1:def=\n"
+    "build\t-compiler=gc\nbuild\tGOOS=linux\n"
+)
+BASE = 0x400000
+DATA_AT = 128  # the first section's file offset in elf()
+
+
+def elf(sections: dict[str, bytes], *, section_headers: bool = True) -> bytes:
+    """A minimal little-endian ELF64 executable: one PT_LOAD mapping the file at BASE."""
+    body = bytearray(DATA_AT)
+    placed = []
+    for name, data in sections.items():
+        body += bytes(-len(body) % 16)
+        placed.append((name, len(body), len(data)))
+        body += data
+    names = b"\0"
+    headers = [bytes(64)]
+    for name, offset, size in placed:
+        headers.append(struct.pack("<IIQQQQIIQQ", len(names), 1, 3, BASE + offset, offset, size, 0, 0, 16, 0))
+        names += name.encode() + b"\0"
+    body += bytes(-len(body) % 8)
+    strtab_at = len(body)
+    headers.append(struct.pack("<IIQQQQIIQQ", len(names), 3, 0, 0, strtab_at, len(names) + 10, 0, 0, 1, 0))
+    names += b".shstrtab\0"
+    body += names + bytes(-len(names) % 8)
+    shoff = len(body)
+    if section_headers:
+        body += b"".join(headers)
+    ident = b"\x7fELF\x02\x01\x01" + bytes(9)
+    ehdr = ident + struct.pack(
+        "<HHIQQQIHHHHHH", 2, 62, 1, BASE, 64, shoff if section_headers else 0, 0, 64, 56, 1, 64,
+        len(headers) if section_headers else 0, len(headers) - 1 if section_headers else 0,
+    )
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, len(body), len(body), 0x1000)
+    body[: len(ehdr) + len(phdr)] = ehdr + phdr
+    return bytes(body)
+
+
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def buildinfo_inline(version: str, modinfo: str) -> bytes:
+    v, m = version.encode(), INFO_START + modinfo.encode() + INFO_END
+    return golang.MAGIC + bytes([8, 2]) + bytes(16) + uvarint(len(v)) + v + uvarint(len(m)) + m
+
+
+def buildinfo_pointers(version: str, modinfo: str, at: int) -> bytes:
+    """The pre-1.18 layout, for a blob mapped at virtual address ``at``."""
+    v, m = version.encode(), INFO_START + modinfo.encode() + INFO_END
+    header = golang.MAGIC + bytes([8, 0]) + struct.pack("<QQ", at + 32, at + 48)
+    strings = struct.pack("<QQ", at + 64, len(v)) + struct.pack("<QQ", at + 64 + len(v), len(m))
+    return header + strings + v + m
+
+
+GO_EXPECTED = {
+    ("Go", "github.com/gin-gonic/gin", "1.7.0"),
+    ("Go", "golang.org/x/net", "0.0.0-20210226172049-e18ecbb05110"),
+    ("Go", "github.com/new/mod", "1.2.0"),
+}
+
+
+@pytest.mark.parametrize(
+    "binary, toolchain, stdlib",
+    [
+        (elf({".go.buildinfo": buildinfo_inline("go1.20.3", MODINFO)}), "go1.20.3", "1.20.3"),
+        (elf({".go.buildinfo": buildinfo_pointers("go1.16", MODINFO, BASE + DATA_AT)}), "go1.16", "1.16.0"),
+        # Stripped of section headers: found by searching for the magic.
+        (elf({".data": buildinfo_inline("go1.21rc2", MODINFO)}, section_headers=False), "go1.21rc2", "1.21.0-rc.2"),
+        (elf({".data": b"x" * 100 + buildinfo_pointers("go1.17.5", MODINFO, BASE + DATA_AT + 100)},
+             section_headers=False), "go1.17.5", "1.17.5"),
+    ],
+    ids=["inline", "pointers", "inline-searched", "pointers-searched"],
+)
+def test_go_build_info(tmp_path, binary, toolchain, stdlib):
+    components = scan(tmp_path, {"bin/server": binary, "bin/readme.txt": "not a binary"})
+    got = {(c.ecosystem, c.name, c.version) for c in components}
+    assert got == GO_EXPECTED | {("Go", "stdlib", stdlib)}
+    assert {c.location for c in components} == {"pkg.zip!/bin/server"}
+    assert "pkg:golang/github.com/gin-gonic/gin@v1.7.0" in purls(components)
+
+
+def test_go_binary_holding_the_magic_as_data_only(tmp_path):
+    # The go command itself carries the magic string as a constant.
+    components = scan(tmp_path, {"bin/go": elf({".rodata": golang.MAGIC + b"\x00" * 64})})
+    assert components == []
+
+
+def test_go_mod(tmp_path):
+    go_mod = """module example.com/app
+
+go 1.20
+
+require github.com/pkg/errors v0.9.1
+
+require (
+	github.com/gin-gonic/gin v1.7.0 // indirect
+	golang.org/x/text v0.3.5
+	github.com/old/mod v1.0.0
+	example.com/local v0.0.0
+)
+
+replace github.com/old/mod => github.com/new/mod v1.2.0
+replace example.com/local => ../local
+exclude golang.org/x/text v0.3.4
+"""
+    components = scan(tmp_path, {
+        "src/go.mod": go_mod,
+        "src/vendor/github.com/pkg/errors/go.mod": "module github.com/pkg/errors\nrequire golang.org/x/sys v0.0.1\n",
+    })
+    assert found(components) == {
+        ("Go", "github.com/pkg/errors", "0.9.1", "src/go.mod"),
+        ("Go", "github.com/gin-gonic/gin", "1.7.0", "src/go.mod"),
+        ("Go", "golang.org/x/text", "0.3.5", "src/go.mod"),
+        ("Go", "github.com/new/mod", "1.2.0", "src/go.mod"),
+        ("Go", "example.com/local", "0.0.0", "src/go.mod"),
+    }
+
+
+# -- Rust -----------------------------------------------------------------------------
+
+AUDIT = {
+    "packages": [
+        {"name": "server", "version": "0.1.0", "source": "local", "root": True, "dependencies": [1, 2]},
+        {"name": "smallvec", "version": "1.6.0", "source": "crates.io"},
+        {"name": "cc", "version": "1.0.79", "source": "crates.io", "kind": "build"},
+        {"name": "fork", "version": "0.2.0", "source": "git"},
+    ]
+}
+AUDIT_EXPECTED = {("crates.io", "smallvec", "1.6.0"), ("crates.io", "fork", "0.2.0")}
+
+
+def test_cargo_auditable_section(tmp_path):
+    binary = elf({".text": b"\x90" * 64, ".dep-v0": zlib.compress(json.dumps(AUDIT).encode())})
+    components = scan(tmp_path, {"bin/server": binary})
+    assert {(c.ecosystem, c.name, c.version) for c in components} == AUDIT_EXPECTED
+    assert "pkg:cargo/smallvec@1.6.0" in purls(components)
+
+
+def test_cargo_auditable_in_a_binary_built_by_rustc(tmp_path):
+    rustc = shutil.which("rustc") or str(Path.home() / ".cargo" / "bin" / "rustc")
+    if not Path(rustc).exists():
+        pytest.skip("rustc is not installed")
+    work = tmp_path / "build"
+    work.mkdir()
+    blob = zlib.compress(json.dumps(AUDIT).encode())
+    (work / "dep-v0.z").write_bytes(blob)
+    (work / "main.rs").write_text(
+        "#[used]\n#[link_section = \".dep-v0\"]\n"
+        f"static AUDITABLE_VERSION_INFO: [u8; {len(blob)}] = *include_bytes!(\"dep-v0.z\");\n"
+        'fn main() { println!("hello"); }\n'
+    )
+    build = subprocess.run(
+        [rustc, "main.rs", "-o", "server"], cwd=work, capture_output=True, timeout=300
+    )
+    if build.returncode != 0:
+        pytest.skip(f"rustc could not build: {build.stderr.decode()[-200:]}")
+    components = scan(tmp_path, {"bin/server": (work / "server").read_bytes()})
+    assert {(c.ecosystem, c.name, c.version) for c in components} == AUDIT_EXPECTED
+
+
+def test_cargo_lock(tmp_path):
+    lock = """# This file is automatically @generated by Cargo.
+version = 3
+
+[[package]]
+name = "server"
+version = "0.1.0"
+dependencies = ["smallvec"]
+
+[[package]]
+name = "smallvec"
+version = "1.6.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+checksum = "fe0f37c9e8f3c5a4a66ad655a93c74daac4ad00c441533bf5c6e7990bb42604e"
+
+[[package]]
+name = "time"
+version = "0.1.43"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+"""
+    components = scan(tmp_path, {"src/Cargo.lock": lock, "other/Cargo.lock": "not [toml"})
+    assert found(components) == {
+        ("crates.io", "smallvec", "1.6.0", "src/Cargo.lock"),
+        ("crates.io", "time", "0.1.43", "src/Cargo.lock"),
+    }
+
+
+# -- PHP, .NET, Swift ----------------------------------------------------------------------
+
+
+def test_composer(tmp_path):
+    lock = {
+        "packages": [
+            {"name": "symfony/http-kernel", "version": "v5.4.6", "type": "library"},
+            {"name": "guzzlehttp/psr7", "version": "1.8.1"},
+        ],
+        "packages-dev": [{"name": "phpunit/phpunit", "version": "9.5.10"}],
+    }
+    installed_v2 = {"packages": [{"name": "Monolog/Monolog", "version": "2.3.5", "version_normalized": "2.3.5.0"}], "dev": True}
+    installed_v1 = [{"name": "twig/twig", "version": "v2.14.0"}]
+    components = scan(tmp_path, {
+        "site/composer.lock": json.dumps(lock),
+        "site/vendor/composer/installed.json": json.dumps(installed_v2),
+        "legacy/vendor/composer/installed.json": json.dumps(installed_v1),
+        "broken/composer.lock": json.dumps({"packages": "oops"}),
+    })
+    assert found(components) == {
+        ("Packagist", "symfony/http-kernel", "5.4.6", "site/composer.lock"),
+        ("Packagist", "guzzlehttp/psr7", "1.8.1", "site/composer.lock"),
+        ("Packagist", "phpunit/phpunit", "9.5.10", "site/composer.lock"),
+        ("Packagist", "monolog/monolog", "2.3.5", "site/vendor/composer/installed.json"),
+        ("Packagist", "twig/twig", "2.14.0", "legacy/vendor/composer/installed.json"),
+    }
+    assert "pkg:composer/symfony/http-kernel@5.4.6" in purls(components)
+
+
+def test_dotnet_deps_json(tmp_path):
+    deps = {
+        "runtimeTarget": {"name": ".NETCoreApp,Version=v6.0"},
+        "libraries": {
+            "Shop.Web/1.0.0": {"type": "project", "serviceable": False},
+            "Newtonsoft.Json/12.0.1": {"type": "package", "sha512": "sha512-x", "path": "newtonsoft.json/12.0.1"},
+            "System.Text.Encodings.Web/4.5.0": {"type": "package"},
+            "Shop.Core/1.0.0": {"type": "reference"},
+        },
+    }
+    components = scan(tmp_path, {"publish/Shop.Web.deps.json": json.dumps(deps)})
+    assert found(components) == {
+        ("NuGet", "Newtonsoft.Json", "12.0.1", "publish/Shop.Web.deps.json"),
+        ("NuGet", "System.Text.Encodings.Web", "4.5.0", "publish/Shop.Web.deps.json"),
+    }
+    assert "pkg:nuget/Newtonsoft.Json@12.0.1" in purls(components)
+
+
+def test_swift_package_resolved_v1_and_v2(tmp_path):
+    v1 = {"object": {"pins": [
+        {"package": "swift-nio", "repositoryURL": "https://github.com/apple/swift-nio.git",
+         "state": {"branch": None, "revision": "abc", "version": "2.40.0"}},
+        {"package": "Edge", "repositoryURL": "https://github.com/x/edge.git",
+         "state": {"branch": "main", "revision": "def", "version": None}},
+    ]}, "version": 1}
+    v2 = {"pins": [
+        {"identity": "alamofire", "kind": "remoteSourceControl",
+         "location": "https://github.com/Alamofire/Alamofire", "state": {"revision": "f", "version": "5.4.0"}},
+        {"identity": "yams", "kind": "remoteSourceControl",
+         "location": "git@github.com:jpsim/Yams.git", "state": {"revision": "e", "version": "4.0.6"}},
+    ], "version": 2}
+    components = scan(tmp_path, {
+        "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved": json.dumps(v1),
+        "server/Package.resolved": json.dumps(v2),
+    })
+    assert found(components) == {
+        ("SwiftURL", "github.com/apple/swift-nio", "2.40.0",
+         "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved"),
+        ("SwiftURL", "github.com/Alamofire/Alamofire", "5.4.0", "server/Package.resolved"),
+        ("SwiftURL", "github.com/jpsim/Yams", "4.0.6", "server/Package.resolved"),
+    }
+    assert "pkg:swift/github.com/apple/swift-nio@2.40.0" in purls(components)
+
+
+# -- operating-system packages ------------------------------------------------------------
+
+DPKG_STATUS = """Package: libssl1.1
+Status: install ok installed
+Priority: optional
+Architecture: amd64
+Multi-Arch: same
+Source: openssl
+Version: 1.1.1n-0+deb11u3
+Description: Secure Sockets Layer toolkit - shared libraries
+ This package is part of the OpenSSL project's implementation.
+
+Package: openssl
+Status: install ok installed
+Architecture: amd64
+Version: 1.1.1n-0+deb11u3
+Description: Secure Sockets Layer toolkit - cryptographic utility
+
+Package: login
+Status: install ok installed
+Essential: yes
+Source: shadow
+Version: 1:4.8.1-1
+Description: system login tools
+
+Package: libgcc-s1
+Status: install ok installed
+Source: gcc-10 (10.2.1-6)
+Version: 10.2.1-6+b1
+Description: GCC support library
+
+Package: removed-thing
+Status: deinstall ok config-files
+Version: 0.1-1
+Description: gone
+"""
+
+
+def test_dpkg_status(tmp_path):
+    components = scan(tmp_path, {
+        "rootfs/var/lib/dpkg/status": DPKG_STATUS,
+        "rootfs/etc/os-release": 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nID=debian\n',
+        "rootfs/var/lib/dpkg/status-old": DPKG_STATUS,
+        "distroless/var/lib/dpkg/status.d/tzdata": "Package: tzdata\nVersion: 2021a-1+deb11u8\nArchitecture: all\n",
+        "distroless/var/lib/dpkg/status.d/tzdata.md5sums": "abc  usr/share/zoneinfo/UTC\n",
+        "ubuntu/var/lib/dpkg/status": "Package: bash\nStatus: install ok installed\nVersion: 5.1-6ubuntu1\n",
+        "ubuntu/etc/os-release": 'NAME="Ubuntu"\nID=ubuntu\n',
+    })
+    status = "rootfs/var/lib/dpkg/status"
+    assert found(components) == {
+        ("Debian", "openssl", "1.1.1n-0+deb11u3", status),
+        ("Debian", "shadow", "1:4.8.1-1", status),
+        ("Debian", "gcc-10", "10.2.1-6", status),
+        ("Debian", "tzdata", "2021a-1+deb11u8", "distroless/var/lib/dpkg/status.d/tzdata"),
+        ("Ubuntu", "bash", "5.1-6ubuntu1", "ubuntu/var/lib/dpkg/status"),
+    }
+    assert "pkg:deb/debian/shadow@1:4.8.1-1?arch=source" in purls(components)
+
+
+def test_apk_installed(tmp_path):
+    installed = """C:Q1abc=
+P:musl
+V:1.2.3-r4
+A:x86_64
+S:383152
+o:musl
+m:Timo Teräs <timo.teras@iki.fi>
+
+C:Q1def=
+P:libssl3
+V:3.0.8-r0
+A:x86_64
+o:openssl
+
+C:Q1ghi=
+P:libcrypto3
+V:3.0.8-r0
+A:x86_64
+o:openssl
+
+P:busybox
+V:1.35.0-r29
+"""
+    components = scan(tmp_path, {"image/lib/apk/db/installed": installed})
+    assert found(components) == {
+        ("Alpine", "musl", "1.2.3-r4", "image/lib/apk/db/installed"),
+        ("Alpine", "openssl", "3.0.8-r0", "image/lib/apk/db/installed"),
+        ("Alpine", "busybox", "1.35.0-r29", "image/lib/apk/db/installed"),
+    }
+    assert "pkg:apk/alpine/openssl@3.0.8-r0" in purls(components)
+
+
+def rpm_header(tags: dict[int, str | int]) -> bytes:
+    """An rpm header blob as rpmdb.sqlite stores it: counts, index entries, data store."""
+    index, store = [], bytearray()
+    for tag, value in tags.items():
+        if isinstance(value, int):
+            store += bytes(-len(store) % 4)
+            index.append(struct.pack(">IIiI", tag, 4, len(store), 1))
+            store += struct.pack(">i", value)
+        else:
+            index.append(struct.pack(">IIiI", tag, 6, len(store), 1))
+            store += value.encode() + b"\0"
+    return struct.pack(">II", len(index), len(store)) + b"".join(index) + bytes(store)
+
+
+def rpmdb(path: Path, packages: list[dict[int, str | int]]) -> bytes:
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    connection.executemany("INSERT INTO Packages (blob) VALUES (?)", [(rpm_header(p),) for p in packages])
+    connection.commit()
+    connection.close()
+    return path.read_bytes()
+
+
+def test_rpm_sqlite_database(tmp_path):
+    db = rpmdb(tmp_path / "rpmdb.sqlite", [
+        {1000: "openssl-libs", 1001: "3.0.7", 1002: "16.el9_2", 1003: 1, 1022: "x86_64", 1044: "openssl-3.0.7-16.el9_2.src.rpm"},
+        {1000: "bash", 1001: "5.1.8", 1002: "6.el9_1", 1022: "x86_64"},
+        {1000: "rocky-release", 1001: "9.2", 1002: "1.7.el9", 1022: "noarch"},
+        {1000: "gpg-pubkey", 1001: "350d275d", 1002: "6279464b"},
+    ])
+    components = scan(tmp_path, {"rootfs/var/lib/rpm/rpmdb.sqlite": db, "bad/var/lib/rpm/rpmdb.sqlite": b"not sqlite"})
+    db_at = "rootfs/var/lib/rpm/rpmdb.sqlite"
+    assert found(components) == {
+        ("Rocky Linux", "openssl-libs", "1:3.0.7-16.el9_2", db_at),
+        ("Rocky Linux", "bash", "5.1.8-6.el9_1", db_at),
+        ("Rocky Linux", "rocky-release", "9.2-1.7.el9", db_at),
+    }
+    assert "pkg:rpm/rocky/openssl-libs@3.0.7-16.el9_2?arch=x86_64&epoch=1" in purls(components)
+
+
+def test_malformed_metadata_is_skipped(tmp_path):
+    components = scan(tmp_path, {
+        "a/node_modules/x/package.json": "[1, 2",
+        "b/node_modules/y/package.json": json.dumps(["not", "an", "object"]),
+        "c/package-lock.json": json.dumps({"packages": {"node_modules/z": "nope"}}),
+        "d/app.deps.json": json.dumps({"libraries": ["x"]}),
+        "e/Package.resolved": json.dumps({"pins": "x"}),
+        "f/x.dist-info/METADATA": b"\xff\xfe\x00garbage",
+        "g/package-lock.json": "[" * 100_000,
+        "h/bin/tool": b"\x7fELF" + b"\xff" * 200,
+        "i/vendor/composer/installed.json": "{}",
+    })
+    assert components == []
