@@ -97,7 +97,7 @@ def identify(path: Path, name: str) -> str:
     Raise ScanError with a one-line message for the seller when the name or the
     format is outside the rules, or when the extension and the content disagree.
     """
-    base, ext = split_name(name)
+    _, ext = split_name(name)
     kind = sniff(path)
     if kind == "empty":
         raise ScanError(f"{name} is empty")
@@ -111,9 +111,7 @@ def identify(path: Path, name: str) -> str:
         )
     if kind == "gz" and wanted == "tar.gz":
         raise ScanError(f"{name} is gzip-compressed but does not hold a tar archive")
-    raise ScanError(
-        f"{name} is not a zip, tar or tar.gz archive (its content is {describe(kind)})"
-    )
+    raise ScanError(f"{name} is not a zip, tar or tar.gz archive (its content is {describe(kind)})")
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -26,9 +26,10 @@ import tarfile
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from scanner import identify
 from scanner.model import NEST, Finding, Limits, Progress
@@ -246,7 +247,9 @@ class _Unpacker:
             yield from self._special(location, mode)
             return
         if info.flag_bits & 0x1:
-            yield from self._finding(location, "encrypted", f"encrypted entry was not examined: {location}")
+            yield from self._finding(
+                location, "encrypted", f"encrypted entry was not examined: {location}"
+            )
             return
         if not (yield from self._precheck(box, location, info.file_size)):
             return
@@ -280,7 +283,7 @@ class _Unpacker:
         with open(path, "rb") as raw:
             counted = _Counting(raw)
             try:
-                tf = tarfile.open(fileobj=counted, mode="r|*", errorlevel=1)
+                tf = tarfile.open(fileobj=counted, mode="r|*")  # noqa: SIM115 (closed below)
             except READ_ERRORS as e:
                 yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
                 return
@@ -289,7 +292,9 @@ class _Unpacker:
                     try:
                         info = tf.next()
                     except READ_ERRORS as e:
-                        yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
+                        yield from self._finding(
+                            box.location, "corrupt", f"archive is corrupt: {e}"
+                        )
                         return
                     if info is None:
                         yield from self._tar_tail(tf, box)
@@ -418,9 +423,11 @@ class _Unpacker:
         if hard:
             inside = _name_problem(target, backslash=False) is None
         else:
-            inside = not target.startswith("/") and ".." not in PurePosixPath(
-                os.path.normpath("/".join(parts[:-1] + [target]))
-            ).parts
+            inside = (
+                not target.startswith("/")
+                and ".."
+                not in PurePosixPath(os.path.normpath("/".join(parts[:-1] + [target]))).parts
+            )
         if not inside:
             yield from self._finding(
                 location,
@@ -625,7 +632,11 @@ def _join(location: str, parts: list[str]) -> str:
 
 
 def _tar_mode(info: tarfile.TarInfo) -> int:
-    kinds = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
+    kinds = {
+        tarfile.CHRTYPE: stat.S_IFCHR,
+        tarfile.BLKTYPE: stat.S_IFBLK,
+        tarfile.FIFOTYPE: stat.S_IFIFO,
+    }
     return kinds.get(info.type, 0) | (info.mode & 0o7777)
 
 
@@ -667,7 +678,9 @@ def _local_entries(f: BinaryIO) -> Iterator[tuple[str, int | None, BinaryIO]]:
         head = f.read(30)
         if len(head) < 30 or head[:4] != b"PK\x03\x04":
             return
-        _, _, flags, method, _, _, _, csize, usize, nlen, xlen = struct.unpack("<4sHHHHHIIIHH", head)
+        _, _, flags, method, _, _, _, csize, usize, nlen, xlen = struct.unpack(
+            "<4sHHHHHIIIHH", head
+        )
         raw_name = f.read(nlen)
         extra = f.read(xlen)
         if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF:

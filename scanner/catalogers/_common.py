@@ -7,7 +7,8 @@ import re
 import sqlite3
 import struct
 import zlib
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from packageurl import PackageURL
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 from urllib.request import pathname2url
 
 from scanner.catalogers._common import component, each, inner, read_text
@@ -181,7 +181,9 @@ def _distro(by_location: dict[str, Member], root: str) -> str:
         member = by_location.get(root + name)
         if member:
             fields = dict(
-                line.split("=", 1) for line in (read_text(member, 65536) or "").splitlines() if "=" in line
+                line.split("=", 1)
+                for line in (read_text(member, 65536) or "").splitlines()
+                if "=" in line
             )
             return fields.get("ID", "").strip().strip('"').lower()
     return ""
@@ -220,4 +222,3 @@ def collect(members: Iterable[Member]) -> list[Component]:
     found += each(members, lambda p: p == _APK or p.endswith("/" + _APK), apk)
     found += each(members, lambda p: any(p == s or p.endswith("/" + s) for s in _RPMDB), rpm)
     return found
-

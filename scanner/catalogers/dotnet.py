@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import as_dict, component, each, leaf, read_json, text
 from scanner.model import Component

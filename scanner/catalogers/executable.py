@@ -153,7 +153,9 @@ def _macho(exe: Executable, e: str, bits: int) -> None:
             sfmt = e + ("16s16sQQI" if wide else "16s16sIII")
             step = 80 if wide else 68
             for j in range(min(nsects, 256)):
-                sectname, _, _, ssize, soffset = struct.unpack(sfmt, exe.read(sect_at + j * step, struct.calcsize(sfmt)))
+                sectname, _, _, ssize, soffset = struct.unpack(
+                    sfmt, exe.read(sect_at + j * step, struct.calcsize(sfmt))
+                )
                 exe.sections.setdefault(sectname.rstrip(b"\0").decode("latin-1"), (soffset, ssize))
         if size < 8:
             return

@@ -9,7 +9,7 @@ two pointers to Go string headers, read here through the executable's segments.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import component, each, leaf, read_text
 from scanner.catalogers.executable import Executable, is_executable, open_executable
@@ -29,7 +29,7 @@ def go_component(path: str, version: str, location: str) -> Component | None:
     return component(
         "Go",
         path,
-        version[1:] if version.startswith("v") else version,
+        version.removeprefix("v"),
         location,
         purl_type="golang",
         namespace=namespace or None,
@@ -181,7 +181,9 @@ def go_mod(text: str, location: str) -> list[Component]:
         _directive(block, words, requires, replaces)
     found = []
     for path, version in requires:
-        path, version = replaces.get((path, version)) or replaces.get((path, None)) or (path, version)
+        path, version = (
+            replaces.get((path, version)) or replaces.get((path, None)) or (path, version)
+        )
         found.append(go_component(path, version, location))
     return [c for c in found if c]
 

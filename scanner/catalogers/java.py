@@ -9,7 +9,7 @@ group id is invented: the component is named by its title alone.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import component, container, each, inner, read_text
 from scanner.model import Component

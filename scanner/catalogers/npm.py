@@ -9,7 +9,7 @@ and v2/v3 "packages"). An application's own root package.json is not a component
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import (
     as_dict,

@@ -8,7 +8,7 @@ itself normalises them.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import as_dict, as_list, component, each, leaf, read_json, text
 from scanner.model import Component

@@ -8,8 +8,8 @@ installs write PKG-INFO as a single file) and the top-level ``PKG-INFO`` of an s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from email.parser import HeaderParser
-from typing import Iterable, Iterator
 
 from scanner.catalogers._common import component, container, each, inner, read_text
 from scanner.model import Component

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 import zlib
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import as_dict, as_list, component, each, leaf, read_text, text
 from scanner.catalogers.executable import is_executable, open_executable

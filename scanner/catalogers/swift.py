@@ -7,7 +7,7 @@ scheme: ``https://github.com/apple/swift-nio.git`` -> ``github.com/apple/swift-n
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scanner.catalogers._common import as_dict, as_list, component, each, leaf, read_json, text
 from scanner.model import Component
@@ -22,7 +22,7 @@ def repository_name(url: str) -> str:
     url = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", "", url)
     url = re.sub(r"^[^/@]+@", "", url)  # user@host
     url = url.rstrip("/")
-    return url[:-4] if url.endswith(".git") else url
+    return url.removesuffix(".git")
 
 
 def _parse(member: Member) -> Iterator[Component]:

@@ -157,7 +157,11 @@ def huge_header_tar(path: Path, declared: int = 100 * 1024**3, name: str = "huge
 def sparse_tar(path: Path, work: Path, apparent: int, posix: bool = False) -> Path | None:
     """A GNU tar sparse member of ``apparent`` bytes (None when GNU tar is missing)."""
     tar = shutil.which("tar")
-    if not tar or b"GNU tar" not in subprocess.run([tar, "--version"], capture_output=True).stdout:
+    if (
+        not tar
+        or b"GNU tar"
+        not in subprocess.run([tar, "--version"], capture_output=True, check=False).stdout
+    ):
         return None
     source = work / "sparse-src"
     source.mkdir()

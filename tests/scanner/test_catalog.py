@@ -87,10 +87,13 @@ def test_corpus_packages_yield_exactly_the_manifest(tmp_path, entry):
 
 
 def test_result_is_sorted_and_deduplicated(tmp_path):
-    lock = {"lockfileVersion": 1, "dependencies": {
-        "a": {"version": "1.0.0", "dependencies": {"b": {"version": "2.0.0"}}},
-        "b": {"version": "2.0.0"},
-    }}
+    lock = {
+        "lockfileVersion": 1,
+        "dependencies": {
+            "a": {"version": "1.0.0", "dependencies": {"b": {"version": "2.0.0"}}},
+            "b": {"version": "2.0.0"},
+        },
+    }
     components = scan(tmp_path, {"app/package-lock.json": json.dumps(lock)})
     keys = [(c.ecosystem, c.name, c.version, c.location) for c in components]
     assert keys == sorted(set(keys))
@@ -99,31 +102,47 @@ def test_result_is_sorted_and_deduplicated(tmp_path):
 
 # -- Python -------------------------------------------------------------------------
 
-METADATA = "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: x\n\nLong text\nName: nope\n"
+METADATA = (
+    "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: x\n\nLong text\nName: nope\n"
+)
 
 
 def test_python_sources(tmp_path):
-    wheel = zip_bytes({
-        "Foo_Bar-1.2.0.dist-info/METADATA": METADATA.format(name="Foo_Bar", version="1.2.0"),
-        "foo_bar/__init__.py": "",
-    })
-    sdist = tgz_bytes({
-        "bar-2.0/PKG-INFO": METADATA.format(name="bar", version="2.0"),
-        "bar-2.0/src/bar.egg-info/PKG-INFO": METADATA.format(name="bar", version="2.0"),
-        "bar-2.0/setup.py": "",
-    })
+    wheel = zip_bytes(
+        {
+            "Foo_Bar-1.2.0.dist-info/METADATA": METADATA.format(name="Foo_Bar", version="1.2.0"),
+            "foo_bar/__init__.py": "",
+        }
+    )
+    sdist = tgz_bytes(
+        {
+            "bar-2.0/PKG-INFO": METADATA.format(name="bar", version="2.0"),
+            "bar-2.0/src/bar.egg-info/PKG-INFO": METADATA.format(name="bar", version="2.0"),
+            "bar-2.0/setup.py": "",
+        }
+    )
     egg = zip_bytes({"EGG-INFO/PKG-INFO": METADATA.format(name="eggy", version="0.3")})
-    components = scan(tmp_path, {
-        "app/wheels/Foo_Bar-1.2.0-py3-none-any.whl": wheel,
-        "app/sdists/bar-2.0.tar.gz": sdist,
-        "app/eggs/eggy-0.3-py3.8.egg": egg,
-        "app/site-packages/old-0.9-py3.8.egg-info": METADATA.format(name="old", version="0.9"),
-        "app/site-packages/PyYAML-5.3-py3.8.egg-info/PKG-INFO": METADATA.format(name="PyYAML", version="5.3"),
-        "app/site-packages/nothing.dist-info/RECORD": "",
-        "app/docs/METADATA": METADATA.format(name="not-a-dist-info", version="1"),
-    })
+    components = scan(
+        tmp_path,
+        {
+            "app/wheels/Foo_Bar-1.2.0-py3-none-any.whl": wheel,
+            "app/sdists/bar-2.0.tar.gz": sdist,
+            "app/eggs/eggy-0.3-py3.8.egg": egg,
+            "app/site-packages/old-0.9-py3.8.egg-info": METADATA.format(name="old", version="0.9"),
+            "app/site-packages/PyYAML-5.3-py3.8.egg-info/PKG-INFO": METADATA.format(
+                name="PyYAML", version="5.3"
+            ),
+            "app/site-packages/nothing.dist-info/RECORD": "",
+            "app/docs/METADATA": METADATA.format(name="not-a-dist-info", version="1"),
+        },
+    )
     assert found(components) == {
-        ("PyPI", "Foo_Bar", "1.2.0", "app/wheels/Foo_Bar-1.2.0-py3-none-any.whl!/Foo_Bar-1.2.0.dist-info/METADATA"),
+        (
+            "PyPI",
+            "Foo_Bar",
+            "1.2.0",
+            "app/wheels/Foo_Bar-1.2.0-py3-none-any.whl!/Foo_Bar-1.2.0.dist-info/METADATA",
+        ),
         ("PyPI", "bar", "2.0", "app/sdists/bar-2.0.tar.gz!/bar-2.0/PKG-INFO"),
         ("PyPI", "eggy", "0.3", "app/eggs/eggy-0.3-py3.8.egg!/EGG-INFO/PKG-INFO"),
         ("PyPI", "old", "0.9", "app/site-packages/old-0.9-py3.8.egg-info"),
@@ -141,7 +160,8 @@ def test_npm_sources(tmp_path):
         return json.dumps({"name": name, "version": version, "description": "x"})
 
     lock_v2 = {
-        "name": "web", "lockfileVersion": 3,
+        "name": "web",
+        "lockfileVersion": 3,
         "packages": {
             "": {"name": "web", "version": "1.0.0"},
             "node_modules/lodash": {"version": "4.17.15"},
@@ -152,22 +172,30 @@ def test_npm_sources(tmp_path):
             "packages/linked": {"version": "0.0.1"},
         },
     }
-    lock_v1 = {"lockfileVersion": 1, "dependencies": {
-        "ms": {"version": "2.0.0"},
-        "debug": {"version": "2.6.9", "dependencies": {"ms": {"version": "2.1.3"}}},
-        "gitdep": {"version": "git+https://github.com/x/y.git#abc"},
-    }}
-    components = scan(tmp_path, {
-        "app/package.json": pkg("my-app", "1.0.0"),
-        "app/node_modules/ejs/package.json": pkg("ejs", "3.1.6"),
-        "app/node_modules/@babel/core/package.json": pkg("@babel/core", "7.12.0"),
-        "app/node_modules/ejs/node_modules/jake/package.json": pkg("jake", "10.8.2"),
-        "app/node_modules/ejs/lib/package.json": json.dumps({"type": "module"}),
-        "app/node_modules/broken/package.json": "{not json",
-        "app/vendor/is-number-7.0.0.tgz": tgz_bytes({"package/package.json": pkg("is-number", "7.0.0")}),
-        "web/package-lock.json": json.dumps(lock_v2),
-        "old/npm-shrinkwrap.json": json.dumps(lock_v1),
-    })
+    lock_v1 = {
+        "lockfileVersion": 1,
+        "dependencies": {
+            "ms": {"version": "2.0.0"},
+            "debug": {"version": "2.6.9", "dependencies": {"ms": {"version": "2.1.3"}}},
+            "gitdep": {"version": "git+https://github.com/x/y.git#abc"},
+        },
+    }
+    components = scan(
+        tmp_path,
+        {
+            "app/package.json": pkg("my-app", "1.0.0"),
+            "app/node_modules/ejs/package.json": pkg("ejs", "3.1.6"),
+            "app/node_modules/@babel/core/package.json": pkg("@babel/core", "7.12.0"),
+            "app/node_modules/ejs/node_modules/jake/package.json": pkg("jake", "10.8.2"),
+            "app/node_modules/ejs/lib/package.json": json.dumps({"type": "module"}),
+            "app/node_modules/broken/package.json": "{not json",
+            "app/vendor/is-number-7.0.0.tgz": tgz_bytes(
+                {"package/package.json": pkg("is-number", "7.0.0")}
+            ),
+            "web/package-lock.json": json.dumps(lock_v2),
+            "old/npm-shrinkwrap.json": json.dumps(lock_v1),
+        },
+    )
     assert found(components) == {
         ("npm", "ejs", "3.1.6", "app/node_modules/ejs/package.json"),
         ("npm", "@babel/core", "7.12.0", "app/node_modules/@babel/core/package.json"),
@@ -197,41 +225,71 @@ def manifest(**fields):
 
 
 def test_java_jars_nested_in_a_war(tmp_path):
-    commons = zip_bytes({
-        "META-INF/MANIFEST.MF": manifest(Implementation_Title="Apache Commons Text", Implementation_Version="1.9"),
-        "META-INF/maven/org.apache.commons/commons-text/pom.properties": pom("org.apache.commons", "commons-text", "1.9"),
-        "org/apache/commons/text/StringSubstitutor.class": b"\xca\xfe\xba\xbe",
-    })
-    shaded = zip_bytes({
-        "META-INF/maven/com.acme/fat/pom.properties": pom("com.acme", "fat", "3.0"),
-        "META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties": pom(
-            "com.fasterxml.jackson.core", "jackson-databind", "2.9.10.1"
-        ),
-    })
-    legacy = zip_bytes({
-        "META-INF/MANIFEST.MF": manifest(
-            Implementation_Title="legacy-lib",
-            Implementation_Version="2.1",
-            Bundle_Version="2.1.0.v2019",
-        ),
-    })
+    commons = zip_bytes(
+        {
+            "META-INF/MANIFEST.MF": manifest(
+                Implementation_Title="Apache Commons Text", Implementation_Version="1.9"
+            ),
+            "META-INF/maven/org.apache.commons/commons-text/pom.properties": pom(
+                "org.apache.commons", "commons-text", "1.9"
+            ),
+            "org/apache/commons/text/StringSubstitutor.class": b"\xca\xfe\xba\xbe",
+        }
+    )
+    shaded = zip_bytes(
+        {
+            "META-INF/maven/com.acme/fat/pom.properties": pom("com.acme", "fat", "3.0"),
+            "META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties": pom(
+                "com.fasterxml.jackson.core", "jackson-databind", "2.9.10.1"
+            ),
+        }
+    )
+    legacy = zip_bytes(
+        {
+            "META-INF/MANIFEST.MF": manifest(
+                Implementation_Title="legacy-lib",
+                Implementation_Version="2.1",
+                Bundle_Version="2.1.0.v2019",
+            ),
+        }
+    )
     bare = zip_bytes({"META-INF/MANIFEST.MF": manifest(Created_By="javac")})
-    war = zip_bytes({
-        "META-INF/maven/com.acme/shop/pom.properties": pom("com.acme", "shop", "1.0.0"),
-        "WEB-INF/lib/commons-text-1.9.jar": commons,
-        "WEB-INF/lib/fat.jar": shaded,
-        "WEB-INF/lib/legacy.jar": legacy,
-        "WEB-INF/lib/bare.jar": bare,
-    })
+    war = zip_bytes(
+        {
+            "META-INF/maven/com.acme/shop/pom.properties": pom("com.acme", "shop", "1.0.0"),
+            "WEB-INF/lib/commons-text-1.9.jar": commons,
+            "WEB-INF/lib/fat.jar": shaded,
+            "WEB-INF/lib/legacy.jar": legacy,
+            "WEB-INF/lib/bare.jar": bare,
+        }
+    )
     components = scan(tmp_path, {"deploy/shop.war": war})
     lib = "deploy/shop.war!/WEB-INF/lib"
     assert found(components) == {
-        ("Maven", "com.acme:shop", "1.0.0", "deploy/shop.war!/META-INF/maven/com.acme/shop/pom.properties"),
-        ("Maven", "org.apache.commons:commons-text", "1.9",
-         f"{lib}/commons-text-1.9.jar!/META-INF/maven/org.apache.commons/commons-text/pom.properties"),
-        ("Maven", "com.acme:fat", "3.0", f"{lib}/fat.jar!/META-INF/maven/com.acme/fat/pom.properties"),
-        ("Maven", "com.fasterxml.jackson.core:jackson-databind", "2.9.10.1",
-         f"{lib}/fat.jar!/META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties"),
+        (
+            "Maven",
+            "com.acme:shop",
+            "1.0.0",
+            "deploy/shop.war!/META-INF/maven/com.acme/shop/pom.properties",
+        ),
+        (
+            "Maven",
+            "org.apache.commons:commons-text",
+            "1.9",
+            f"{lib}/commons-text-1.9.jar!/META-INF/maven/org.apache.commons/commons-text/pom.properties",
+        ),
+        (
+            "Maven",
+            "com.acme:fat",
+            "3.0",
+            f"{lib}/fat.jar!/META-INF/maven/com.acme/fat/pom.properties",
+        ),
+        (
+            "Maven",
+            "com.fasterxml.jackson.core:jackson-databind",
+            "2.9.10.1",
+            f"{lib}/fat.jar!/META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties",
+        ),
         ("Maven", "legacy-lib", "2.1", f"{lib}/legacy.jar!/META-INF/MANIFEST.MF"),
     }
     assert "pkg:maven/org.apache.commons/commons-text@1.9" in purls(components)
@@ -266,11 +324,15 @@ def elf(sections: dict[str, bytes], *, section_headers: bool = True) -> bytes:
     names = b"\0"
     headers = [bytes(64)]
     for name, offset, size in placed:
-        headers.append(struct.pack("<IIQQQQIIQQ", len(names), 1, 3, BASE + offset, offset, size, 0, 0, 16, 0))
+        headers.append(
+            struct.pack("<IIQQQQIIQQ", len(names), 1, 3, BASE + offset, offset, size, 0, 0, 16, 0)
+        )
         names += name.encode() + b"\0"
     body += bytes(-len(body) % 8)
     strtab_at = len(body)
-    headers.append(struct.pack("<IIQQQQIIQQ", len(names), 3, 0, 0, strtab_at, len(names) + 10, 0, 0, 1, 0))
+    headers.append(
+        struct.pack("<IIQQQQIIQQ", len(names), 3, 0, 0, strtab_at, len(names) + 10, 0, 0, 1, 0)
+    )
     names += b".shstrtab\0"
     body += names + bytes(-len(names) % 8)
     shoff = len(body)
@@ -278,8 +340,20 @@ def elf(sections: dict[str, bytes], *, section_headers: bool = True) -> bytes:
         body += b"".join(headers)
     ident = b"\x7fELF\x02\x01\x01" + bytes(9)
     ehdr = ident + struct.pack(
-        "<HHIQQQIHHHHHH", 2, 62, 1, BASE, 64, shoff if section_headers else 0, 0, 64, 56, 1, 64,
-        len(headers) if section_headers else 0, len(headers) - 1 if section_headers else 0,
+        "<HHIQQQIHHHHHH",
+        2,
+        62,
+        1,
+        BASE,
+        64,
+        shoff if section_headers else 0,
+        0,
+        64,
+        56,
+        1,
+        64,
+        len(headers) if section_headers else 0,
+        len(headers) - 1 if section_headers else 0,
     )
     phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, len(body), len(body), 0x1000)
     body[: len(ehdr) + len(phdr)] = ehdr + phdr
@@ -319,11 +393,28 @@ GO_EXPECTED = {
     "binary, toolchain, stdlib",
     [
         (elf({".go.buildinfo": buildinfo_inline("go1.20.3", MODINFO)}), "go1.20.3", "1.20.3"),
-        (elf({".go.buildinfo": buildinfo_pointers("go1.16", MODINFO, BASE + DATA_AT)}), "go1.16", "1.16.0"),
+        (
+            elf({".go.buildinfo": buildinfo_pointers("go1.16", MODINFO, BASE + DATA_AT)}),
+            "go1.16",
+            "1.16.0",
+        ),
         # Stripped of section headers: found by searching for the magic.
-        (elf({".data": buildinfo_inline("go1.21rc2", MODINFO)}, section_headers=False), "go1.21rc2", "1.21.0-rc.2"),
-        (elf({".data": b"x" * 100 + buildinfo_pointers("go1.17.5", MODINFO, BASE + DATA_AT + 100)},
-             section_headers=False), "go1.17.5", "1.17.5"),
+        (
+            elf({".data": buildinfo_inline("go1.21rc2", MODINFO)}, section_headers=False),
+            "go1.21rc2",
+            "1.21.0-rc.2",
+        ),
+        (
+            elf(
+                {
+                    ".data": b"x" * 100
+                    + buildinfo_pointers("go1.17.5", MODINFO, BASE + DATA_AT + 100)
+                },
+                section_headers=False,
+            ),
+            "go1.17.5",
+            "1.17.5",
+        ),
     ],
     ids=["inline", "pointers", "inline-searched", "pointers-searched"],
 )
@@ -359,10 +450,13 @@ replace github.com/old/mod => github.com/new/mod v1.2.0
 replace example.com/local => ../local
 exclude golang.org/x/text v0.3.4
 """
-    components = scan(tmp_path, {
-        "src/go.mod": go_mod,
-        "src/vendor/github.com/pkg/errors/go.mod": "module github.com/pkg/errors\nrequire golang.org/x/sys v0.0.1\n",
-    })
+    components = scan(
+        tmp_path,
+        {
+            "src/go.mod": go_mod,
+            "src/vendor/github.com/pkg/errors/go.mod": "module github.com/pkg/errors\nrequire golang.org/x/sys v0.0.1\n",
+        },
+    )
     assert found(components) == {
         ("Go", "github.com/pkg/errors", "0.9.1", "src/go.mod"),
         ("Go", "github.com/gin-gonic/gin", "1.7.0", "src/go.mod"),
@@ -376,7 +470,13 @@ exclude golang.org/x/text v0.3.4
 
 AUDIT = {
     "packages": [
-        {"name": "server", "version": "0.1.0", "source": "local", "root": True, "dependencies": [1, 2]},
+        {
+            "name": "server",
+            "version": "0.1.0",
+            "source": "local",
+            "root": True,
+            "dependencies": [1, 2],
+        },
         {"name": "smallvec", "version": "1.6.0", "source": "crates.io"},
         {"name": "cc", "version": "1.0.79", "source": "crates.io", "kind": "build"},
         {"name": "fork", "version": "0.2.0", "source": "git"},
@@ -401,12 +501,12 @@ def test_cargo_auditable_in_a_binary_built_by_rustc(tmp_path):
     blob = zlib.compress(json.dumps(AUDIT).encode())
     (work / "dep-v0.z").write_bytes(blob)
     (work / "main.rs").write_text(
-        "#[used]\n#[link_section = \".dep-v0\"]\n"
-        f"static AUDITABLE_VERSION_INFO: [u8; {len(blob)}] = *include_bytes!(\"dep-v0.z\");\n"
+        '#[used]\n#[link_section = ".dep-v0"]\n'
+        f'static AUDITABLE_VERSION_INFO: [u8; {len(blob)}] = *include_bytes!("dep-v0.z");\n'
         'fn main() { println!("hello"); }\n'
     )
     build = subprocess.run(
-        [rustc, "main.rs", "-o", "server"], cwd=work, capture_output=True, timeout=300
+        [rustc, "main.rs", "-o", "server"], cwd=work, capture_output=True, timeout=300, check=False
     )
     if build.returncode != 0:
         pytest.skip(f"rustc could not build: {build.stderr.decode()[-200:]}")
@@ -452,14 +552,22 @@ def test_composer(tmp_path):
         ],
         "packages-dev": [{"name": "phpunit/phpunit", "version": "9.5.10"}],
     }
-    installed_v2 = {"packages": [{"name": "Monolog/Monolog", "version": "2.3.5", "version_normalized": "2.3.5.0"}], "dev": True}
+    installed_v2 = {
+        "packages": [
+            {"name": "Monolog/Monolog", "version": "2.3.5", "version_normalized": "2.3.5.0"}
+        ],
+        "dev": True,
+    }
     installed_v1 = [{"name": "twig/twig", "version": "v2.14.0"}]
-    components = scan(tmp_path, {
-        "site/composer.lock": json.dumps(lock),
-        "site/vendor/composer/installed.json": json.dumps(installed_v2),
-        "legacy/vendor/composer/installed.json": json.dumps(installed_v1),
-        "broken/composer.lock": json.dumps({"packages": "oops"}),
-    })
+    components = scan(
+        tmp_path,
+        {
+            "site/composer.lock": json.dumps(lock),
+            "site/vendor/composer/installed.json": json.dumps(installed_v2),
+            "legacy/vendor/composer/installed.json": json.dumps(installed_v1),
+            "broken/composer.lock": json.dumps({"packages": "oops"}),
+        },
+    )
     assert found(components) == {
         ("Packagist", "symfony/http-kernel", "5.4.6", "site/composer.lock"),
         ("Packagist", "guzzlehttp/psr7", "1.8.1", "site/composer.lock"),
@@ -475,7 +583,11 @@ def test_dotnet_deps_json(tmp_path):
         "runtimeTarget": {"name": ".NETCoreApp,Version=v6.0"},
         "libraries": {
             "Shop.Web/1.0.0": {"type": "project", "serviceable": False},
-            "Newtonsoft.Json/12.0.1": {"type": "package", "sha512": "sha512-x", "path": "newtonsoft.json/12.0.1"},
+            "Newtonsoft.Json/12.0.1": {
+                "type": "package",
+                "sha512": "sha512-x",
+                "path": "newtonsoft.json/12.0.1",
+            },
             "System.Text.Encodings.Web/4.5.0": {"type": "package"},
             "Shop.Core/1.0.0": {"type": "reference"},
         },
@@ -489,25 +601,54 @@ def test_dotnet_deps_json(tmp_path):
 
 
 def test_swift_package_resolved_v1_and_v2(tmp_path):
-    v1 = {"object": {"pins": [
-        {"package": "swift-nio", "repositoryURL": "https://github.com/apple/swift-nio.git",
-         "state": {"branch": None, "revision": "abc", "version": "2.40.0"}},
-        {"package": "Edge", "repositoryURL": "https://github.com/x/edge.git",
-         "state": {"branch": "main", "revision": "def", "version": None}},
-    ]}, "version": 1}
-    v2 = {"pins": [
-        {"identity": "alamofire", "kind": "remoteSourceControl",
-         "location": "https://github.com/Alamofire/Alamofire", "state": {"revision": "f", "version": "5.4.0"}},
-        {"identity": "yams", "kind": "remoteSourceControl",
-         "location": "git@github.com:jpsim/Yams.git", "state": {"revision": "e", "version": "4.0.6"}},
-    ], "version": 2}
-    components = scan(tmp_path, {
-        "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved": json.dumps(v1),
-        "server/Package.resolved": json.dumps(v2),
-    })
+    v1 = {
+        "object": {
+            "pins": [
+                {
+                    "package": "swift-nio",
+                    "repositoryURL": "https://github.com/apple/swift-nio.git",
+                    "state": {"branch": None, "revision": "abc", "version": "2.40.0"},
+                },
+                {
+                    "package": "Edge",
+                    "repositoryURL": "https://github.com/x/edge.git",
+                    "state": {"branch": "main", "revision": "def", "version": None},
+                },
+            ]
+        },
+        "version": 1,
+    }
+    v2 = {
+        "pins": [
+            {
+                "identity": "alamofire",
+                "kind": "remoteSourceControl",
+                "location": "https://github.com/Alamofire/Alamofire",
+                "state": {"revision": "f", "version": "5.4.0"},
+            },
+            {
+                "identity": "yams",
+                "kind": "remoteSourceControl",
+                "location": "git@github.com:jpsim/Yams.git",
+                "state": {"revision": "e", "version": "4.0.6"},
+            },
+        ],
+        "version": 2,
+    }
+    components = scan(
+        tmp_path,
+        {
+            "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved": json.dumps(v1),
+            "server/Package.resolved": json.dumps(v2),
+        },
+    )
     assert found(components) == {
-        ("SwiftURL", "github.com/apple/swift-nio", "2.40.0",
-         "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved"),
+        (
+            "SwiftURL",
+            "github.com/apple/swift-nio",
+            "2.40.0",
+            "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved",
+        ),
         ("SwiftURL", "github.com/Alamofire/Alamofire", "5.4.0", "server/Package.resolved"),
         ("SwiftURL", "github.com/jpsim/Yams", "4.0.6", "server/Package.resolved"),
     }
@@ -553,15 +694,18 @@ Description: gone
 
 
 def test_dpkg_status(tmp_path):
-    components = scan(tmp_path, {
-        "rootfs/var/lib/dpkg/status": DPKG_STATUS,
-        "rootfs/etc/os-release": 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nID=debian\n',
-        "rootfs/var/lib/dpkg/status-old": DPKG_STATUS,
-        "distroless/var/lib/dpkg/status.d/tzdata": "Package: tzdata\nVersion: 2021a-1+deb11u8\nArchitecture: all\n",
-        "distroless/var/lib/dpkg/status.d/tzdata.md5sums": "abc  usr/share/zoneinfo/UTC\n",
-        "ubuntu/var/lib/dpkg/status": "Package: bash\nStatus: install ok installed\nVersion: 5.1-6ubuntu1\n",
-        "ubuntu/etc/os-release": 'NAME="Ubuntu"\nID=ubuntu\n',
-    })
+    components = scan(
+        tmp_path,
+        {
+            "rootfs/var/lib/dpkg/status": DPKG_STATUS,
+            "rootfs/etc/os-release": 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nID=debian\n',
+            "rootfs/var/lib/dpkg/status-old": DPKG_STATUS,
+            "distroless/var/lib/dpkg/status.d/tzdata": "Package: tzdata\nVersion: 2021a-1+deb11u8\nArchitecture: all\n",
+            "distroless/var/lib/dpkg/status.d/tzdata.md5sums": "abc  usr/share/zoneinfo/UTC\n",
+            "ubuntu/var/lib/dpkg/status": "Package: bash\nStatus: install ok installed\nVersion: 5.1-6ubuntu1\n",
+            "ubuntu/etc/os-release": 'NAME="Ubuntu"\nID=ubuntu\n',
+        },
+    )
     status = "rootfs/var/lib/dpkg/status"
     assert found(components) == {
         ("Debian", "openssl", "1.1.1n-0+deb11u3", status),
@@ -622,21 +766,38 @@ def rpm_header(tags: dict[int, str | int]) -> bytes:
 
 def rpmdb(path: Path, packages: list[dict[int, str | int]]) -> bytes:
     connection = sqlite3.connect(path)
-    connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
-    connection.executemany("INSERT INTO Packages (blob) VALUES (?)", [(rpm_header(p),) for p in packages])
+    connection.execute(
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)"
+    )
+    connection.executemany(
+        "INSERT INTO Packages (blob) VALUES (?)", [(rpm_header(p),) for p in packages]
+    )
     connection.commit()
     connection.close()
     return path.read_bytes()
 
 
 def test_rpm_sqlite_database(tmp_path):
-    db = rpmdb(tmp_path / "rpmdb.sqlite", [
-        {1000: "openssl-libs", 1001: "3.0.7", 1002: "16.el9_2", 1003: 1, 1022: "x86_64", 1044: "openssl-3.0.7-16.el9_2.src.rpm"},
-        {1000: "bash", 1001: "5.1.8", 1002: "6.el9_1", 1022: "x86_64"},
-        {1000: "rocky-release", 1001: "9.2", 1002: "1.7.el9", 1022: "noarch"},
-        {1000: "gpg-pubkey", 1001: "350d275d", 1002: "6279464b"},
-    ])
-    components = scan(tmp_path, {"rootfs/var/lib/rpm/rpmdb.sqlite": db, "bad/var/lib/rpm/rpmdb.sqlite": b"not sqlite"})
+    db = rpmdb(
+        tmp_path / "rpmdb.sqlite",
+        [
+            {
+                1000: "openssl-libs",
+                1001: "3.0.7",
+                1002: "16.el9_2",
+                1003: 1,
+                1022: "x86_64",
+                1044: "openssl-3.0.7-16.el9_2.src.rpm",
+            },
+            {1000: "bash", 1001: "5.1.8", 1002: "6.el9_1", 1022: "x86_64"},
+            {1000: "rocky-release", 1001: "9.2", 1002: "1.7.el9", 1022: "noarch"},
+            {1000: "gpg-pubkey", 1001: "350d275d", 1002: "6279464b"},
+        ],
+    )
+    components = scan(
+        tmp_path,
+        {"rootfs/var/lib/rpm/rpmdb.sqlite": db, "bad/var/lib/rpm/rpmdb.sqlite": b"not sqlite"},
+    )
     db_at = "rootfs/var/lib/rpm/rpmdb.sqlite"
     assert found(components) == {
         ("Rocky Linux", "openssl-libs", "1:3.0.7-16.el9_2", db_at),
@@ -647,15 +808,18 @@ def test_rpm_sqlite_database(tmp_path):
 
 
 def test_malformed_metadata_is_skipped(tmp_path):
-    components = scan(tmp_path, {
-        "a/node_modules/x/package.json": "[1, 2",
-        "b/node_modules/y/package.json": json.dumps(["not", "an", "object"]),
-        "c/package-lock.json": json.dumps({"packages": {"node_modules/z": "nope"}}),
-        "d/app.deps.json": json.dumps({"libraries": ["x"]}),
-        "e/Package.resolved": json.dumps({"pins": "x"}),
-        "f/x.dist-info/METADATA": b"\xff\xfe\x00garbage",
-        "g/package-lock.json": "[" * 100_000,
-        "h/bin/tool": b"\x7fELF" + b"\xff" * 200,
-        "i/vendor/composer/installed.json": "{}",
-    })
+    components = scan(
+        tmp_path,
+        {
+            "a/node_modules/x/package.json": "[1, 2",
+            "b/node_modules/y/package.json": json.dumps(["not", "an", "object"]),
+            "c/package-lock.json": json.dumps({"packages": {"node_modules/z": "nope"}}),
+            "d/app.deps.json": json.dumps({"libraries": ["x"]}),
+            "e/Package.resolved": json.dumps({"pins": "x"}),
+            "f/x.dist-info/METADATA": b"\xff\xfe\x00garbage",
+            "g/package-lock.json": "[" * 100_000,
+            "h/bin/tool": b"\x7fELF" + b"\xff" * 200,
+            "i/vendor/composer/installed.json": "{}",
+        },
+    )
     assert components == []

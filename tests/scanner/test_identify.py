@@ -70,12 +70,23 @@ def test_accepted(tmp_path, name, data, expected):
     [
         (
             "my app!.zip",
-            'package name "my app!" may contain only letters, digits, "-", "_", "(" and ")"'
-            " (found ' !')",
+            (
+                'package name "my app!" may contain only letters, digits, "-", "_", "(" and ")"'
+                " (found ' !')"
+            ),
         ),
-        ("app.v2.zip", 'package name "app.v2" may contain only letters, digits, "-", "_", "(" and ")" (found \'.\')'),
-        ("../app.zip", 'package name "../app" may contain only letters, digits, "-", "_", "(" and ")" (found \'./\')'),
-        ("应用.zip", 'package name "应用" may contain only letters, digits, "-", "_", "(" and ")" (found \'应用\')'),
+        (
+            "app.v2.zip",
+            'package name "app.v2" may contain only letters, digits, "-", "_", "(" and ")" (found \'.\')',
+        ),
+        (
+            "../app.zip",
+            'package name "../app" may contain only letters, digits, "-", "_", "(" and ")" (found \'./\')',
+        ),
+        (
+            "应用.zip",
+            'package name "应用" may contain only letters, digits, "-", "_", "(" and ")" (found \'应用\')',
+        ),
         ("app.rar", '"app.rar" is not a .zip, .tar or .tar.gz file'),
         ("app.tgz", '"app.tgz" is not a .zip, .tar or .tar.gz file'),
         ("app", '"app" is not a .zip, .tar or .tar.gz file'),
@@ -101,23 +112,39 @@ def test_names_outside_the_rules(tmp_path, name, message):
         (
             "app.tar",
             tar_bytes("gz"),
-            "app.tar is named .tar but its content is a gzip-compressed tar archive;"
-            " name it .tar.gz or upload a tar archive",
+            (
+                "app.tar is named .tar but its content is a gzip-compressed tar archive;"
+                " name it .tar.gz or upload a tar archive"
+            ),
         ),
         (
             "app.tar.gz",
             zip_bytes(),
-            "app.tar.gz is named .tar.gz but its content is a zip archive;"
-            " name it .zip or upload a gzip-compressed tar archive",
+            (
+                "app.tar.gz is named .tar.gz but its content is a zip archive;"
+                " name it .zip or upload a gzip-compressed tar archive"
+            ),
         ),
-        ("app.tar.gz", gzip.compress(b"just text"), "app.tar.gz is gzip-compressed but does not hold a tar archive"),
+        (
+            "app.tar.gz",
+            gzip.compress(b"just text"),
+            "app.tar.gz is gzip-compressed but does not hold a tar archive",
+        ),
         (
             "app.tar.gz",
             bz2.compress(tar_bytes()),
             "app.tar.gz is not a zip, tar or tar.gz archive (its content is a bzip2-compressed tar archive)",
         ),
-        ("app.zip", b"%PDF-1.7\n...", "app.zip is not a zip, tar or tar.gz archive (its content is a PDF document)"),
-        ("app.tar", b"hello world", "app.tar is not a zip, tar or tar.gz archive (its content is not a recognised archive)"),
+        (
+            "app.zip",
+            b"%PDF-1.7\n...",
+            "app.zip is not a zip, tar or tar.gz archive (its content is a PDF document)",
+        ),
+        (
+            "app.tar",
+            b"hello world",
+            "app.tar is not a zip, tar or tar.gz archive (its content is not a recognised archive)",
+        ),
     ],
 )
 def test_content_outside_the_rules(tmp_path, name, data, message):

@@ -36,12 +36,12 @@ def outside(tmp_path):
     assert not os.path.lexists(target), f"{target} was written outside the scratch root"
 
 
-def run(tmp_path: Path, package: Path, limits: Limits = Limits(), name: str | None = None):
+def run(tmp_path: Path, package: Path, limits: Limits | None = None, name: str | None = None):
     """Unpack ``package`` two levels below tmp_path, then check containment."""
     scratch = tmp_path / "work" / "deep" / "scratch"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     before = _walk(tmp_path)
-    result = unpack(package, scratch, limits, name=name or package.name)
+    result = unpack(package, scratch, limits or Limits(), name=name or package.name)
     after = _walk(tmp_path)
     added = after - before
     escaped = [p for p in added if scratch not in p.parents and p != scratch]
@@ -91,9 +91,11 @@ def test_corpus_packages_unpack_cleanly(tmp_path, package):
     assert (first.location, first.depth, first.container) == (package, 0, True)
     assert first.path == CORPUS / package
     assert all(m.depth == 1 and not m.container for m in result.members[1:])
-    with tarfile.open(CORPUS / package) if package.endswith("gz") else zipfile.ZipFile(
-        CORPUS / package
-    ) as archive:
+    with (
+        tarfile.open(CORPUS / package)
+        if package.endswith("gz")
+        else zipfile.ZipFile(CORPUS / package) as archive
+    ):
         names = (
             [i.name for i in archive.getmembers() if i.isfile()]
             if isinstance(archive, tarfile.TarFile)
@@ -254,7 +256,11 @@ def test_zip_links_fifos_and_backslash_traversal(tmp_path):
         "link points outside the package: escape -> ../../../../etc/passwd",
         "path escapes the package root: ..\\..\\evil.txt",
     ]
-    assert sorted(locations(result)) == ["links.zip", "links.zip!/also-good.txt", "links.zip!/good.txt"]
+    assert sorted(locations(result)) == [
+        "links.zip",
+        "links.zip!/also-good.txt",
+        "links.zip!/good.txt",
+    ]
 
 
 def test_nesting_deeper_than_the_limit(tmp_path):
@@ -287,7 +293,9 @@ def test_gzip_bomb_is_stopped_by_the_ratio(tmp_path):
     result = run(tmp_path, package, Limits(max_ratio=20))
     assert_all_unscanned(result)
     bomb = "bomb.tar!/data/zeros.bin.gz"
-    assert summaries(result)[0].startswith(("expansion ratio over 20", "package expands more than 20"))
+    assert summaries(result)[0].startswith(
+        ("expansion ratio over 20", "package expands more than 20")
+    )
     members = locations(result)
     written = members[bomb + "!/zeros.bin"].size
     assert written <= 20 * package.stat().st_size
@@ -304,14 +312,18 @@ def test_compressed_package_bomb_with_the_default_ratio(tmp_path):
         info.size = 64 * 1024 * 1024
         tf.addfile(info, io.BytesIO(bytes(info.size)))
     result = run(tmp_path, tgz)
-    assert any(s.startswith("expansion ratio over 200: the rest of bomb.tar.gz") for s in summaries(result))
+    assert any(
+        s.startswith("expansion ratio over 200: the rest of bomb.tar.gz") for s in summaries(result)
+    )
     assert "bomb.tar.gz!/good.txt" in locations(result)
 
 
 def test_huge_member_header_is_refused_before_writing(tmp_path):
     result = run(tmp_path, hostile.huge_header_tar(tmp_path / "huge.tar"))
     assert_all_unscanned(result)
-    assert summaries(result)[0] == "file larger than 20 GiB: huge.tar!/huge.bin was not fully examined"
+    assert (
+        summaries(result)[0] == "file larger than 20 GiB: huge.tar!/huge.bin was not fully examined"
+    )
     # Its missing body is never read through (tarfile alone would spin over 100 GB).
     assert summaries(result)[1:] == [
         "expansion ratio over 200: the rest of huge.tar was not examined"
@@ -347,7 +359,9 @@ def test_sparse_member_counts_its_apparent_size(tmp_path, posix):
     assert package.stat().st_size < 64 * 1024
     result = run(tmp_path, package, Limits(max_file_bytes=1024**3))
     assert_all_unscanned(result)
-    assert summaries(result) == ["file larger than 1 GiB: sparse.tar!/sparse.img was not fully examined"]
+    assert summaries(result) == [
+        "file larger than 1 GiB: sparse.tar!/sparse.img was not fully examined"
+    ]
     assert "sparse.tar!/good.txt" in locations(result)
     # With a generous file limit the ratio still refuses it, before writing.
     result = run(tmp_path / "again", package)
@@ -365,12 +379,16 @@ def test_too_many_members(tmp_path):
 
 
 def test_total_bytes_limit(tmp_path):
-    package = hostile.make_tar(tmp_path / "big.tar", [(f"f{i}.bin", os.urandom(300_000)) for i in range(5)])
+    package = hostile.make_tar(
+        tmp_path / "big.tar", [(f"f{i}.bin", os.urandom(300_000)) for i in range(5)]
+    )
     result = run(tmp_path, package, Limits(max_total_bytes=1_000_000))
     assert_all_unscanned(result)
     assert summaries(result) == [
-        "more than 976.6 KiB unpacked in total: the rest of big.tar and anything after it"
-        " was not examined"
+        (
+            "more than 976.6 KiB unpacked in total: the rest of big.tar and anything after it"
+            " was not examined"
+        )
     ]
     assert sum(m.size for m in result.members[1:]) <= 1_000_000
 
@@ -388,7 +406,9 @@ def test_truncated_gzip_keeps_what_was_read(tmp_path):
 
 def test_truncated_single_gzip_member(tmp_path):
     data = gzip.compress(os.urandom(200_000))
-    package = hostile.make_tar(tmp_path / "p.tar", [("x.bin.gz", data[:50_000]), ("ok.txt", hostile.GOOD)])
+    package = hostile.make_tar(
+        tmp_path / "p.tar", [("x.bin.gz", data[:50_000]), ("ok.txt", hostile.GOOD)]
+    )
     result = run(tmp_path, package)
     assert [f.location for f in result.findings] == ["p.tar!/x.bin.gz!/x.bin"]
     assert summaries(result)[0].startswith("archive is corrupt:")
