@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from portal.blueprints.rendering import attach_error, render, wants_fragment
 from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm
 from portal.services import assets, scans
-from portal.services.errors import NotFound, ServiceError, ValidationError
+from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
 PER_PAGE = 20
@@ -32,8 +32,8 @@ def _signed_in():
 
 
 def _refused(error: ServiceError, asset_id: int):
-    """A refused action: a missing record stays a 404, anything else is explained."""
-    if isinstance(error, NotFound):
+    """A refused action: a 404 or 403 stays one, anything else is explained on the page."""
+    if isinstance(error, (NotFound, Forbidden)):
         raise error
     flash(str(error), "error")
     return redirect(url_for("assets.detail", asset_id=asset_id))
