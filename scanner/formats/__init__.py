@@ -45,13 +45,13 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, sevenzip
+    from scanner.formats import firmware, romfs, sevenzip
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
         table[name] = sevenzip.extract
-    for name, func in firmware.EXTRACTORS.items():
-        table[name] = func
+    table.update(firmware.EXTRACTORS)
+    table.update(romfs.EXTRACTORS)
     return table
 
 
