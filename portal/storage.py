@@ -20,7 +20,7 @@ from minio import Minio
 from minio.error import S3Error
 
 #: Size of one multipart part; memory held per upload is about one part.
-PART_SIZE = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
 CHUNK = 1024 * 1024
 _MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound")
 
@@ -51,6 +51,13 @@ def package_key(owner_id: int, asset_id: int, version_id: int, upload_id: str) -
 def scan_prefix(owner_id: int, asset_id: int, version_id: int, scan_id: int) -> str:
     """The folder of one scan's outputs."""
     return f"scans/{int(owner_id)}/{int(asset_id)}/{int(version_id)}/{int(scan_id)}/"
+
+
+def appeal_prefix(owner_id: int, asset_id: int, version_id: int, appeal_id: int,
+                  upload_id: str) -> str:
+    """The folder of one appeal's files: the filled-in report and the evidence."""
+    return (f"appeals/{int(owner_id)}/{int(asset_id)}/{int(version_id)}/{int(appeal_id)}/"
+            f"{upload_id}/")
 
 
 def report_key(owner_id: int, asset_id: int, version_id: int, scan_id: int) -> str:

@@ -116,8 +116,9 @@ def _settings():
     from scanner.model import Settings
 
     cfg = current_app.config
-    return Settings(osv_paths=(Path(cfg["OSV_DIR"]),), threshold=float(cfg["CVSS_THRESHOLD"]),
-                    clamd=cfg["CLAMD_ADDRESS"] or None, scratch_dir=Path(cfg["SCRATCH_DIR"]))
+    return Settings(osv_paths=tuple(osv_sources(Path(cfg["OSV_DIR"]))),
+                    threshold=float(cfg["CVSS_THRESHOLD"]), clamd=cfg["CLAMD_ADDRESS"] or None,
+                    scratch_dir=Path(cfg["SCRATCH_DIR"]))
 
 
 def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, str, str]:
@@ -180,11 +181,16 @@ def osv_database():
     if stamp is None:
         raise NoVulnerabilityData(f"no vulnerability data in {root}: run 'flask osv import'")
     if _osv_cache.get("stamp") != stamp:
-        database = OsvDatabase.load([root])
+        database = OsvDatabase.load(osv_sources(root))
         if not database.records:
             raise NoVulnerabilityData(f"no vulnerability records in {root}: run 'flask osv import'")
         _osv_cache.update(stamp=stamp, database=database)
     return _osv_cache["database"]
+
+
+def osv_sources(root: Path) -> list[Path]:
+    """OSV_DIR itself (JSON records at any depth) and the ``all.zip`` files in it."""
+    return [root, *sorted(p for p in root.glob("*.zip") if p.is_file())]
 
 
 def _osv_stamp(root: Path) -> tuple | None:

@@ -77,11 +77,15 @@ def create_asset(owner: User, *, name: str, kind: str, description: str, version
     _check_filename(filename)
     if _owner_has_name(owner.id, name):
         raise ValidationError(f"You already have an asset named {name}.", "name")
-    asset = Asset(owner_id=owner.id, name=name, kind=kind, description=description)
-    version = AssetVersion(asset=asset, label=label, status=VersionStatus.draft)
-    db.session.add_all([asset, version])
-    db.session.flush()
-    package = _store_package(owner.id, asset.id, version.id, stream, filename)
+    version = _reserve(owner, name, kind, description, label)
+    asset = version.asset
+    try:
+        package = _store_package(owner.id, asset.id, version.id, stream, filename)
+    except BaseException:
+        db.session.rollback()
+        db.session.delete(asset)
+        db.session.commit()
+        raise
     _attach(version, package)
     record_event(owner, "asset.create", asset, after={"name": name, "kind": kind.value,
                                                       "version": label}, address=address)
@@ -103,6 +107,7 @@ def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: 
         raise ValidationError(reason, "package")
     _check_filename(filename)
     asset = version.asset
+    db.session.commit()  # no transaction stays open while the upload streams
     package = _store_package(asset.owner_id, asset.id, version.id, stream, filename)
     old_key = version.package_key
     _attach(version, package)
@@ -113,6 +118,21 @@ def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: 
     if old_key and old_key != package.key:
         _delete_objects([old_key])
     return _dispatched(version, scan)
+
+
+def _reserve(owner: User, name: str, kind: AssetKind, description: str,
+             label: str) -> AssetVersion:
+    """Commit the rows first, in a short transaction: the object key needs their ids,
+    and no database lock may be held while an upload streams (SQLite locks it whole)."""
+    asset = Asset(owner_id=owner.id, name=name, kind=kind, description=description)
+    version = AssetVersion(asset=asset, label=label, status=VersionStatus.draft)
+    db.session.add_all([asset, version])
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ValidationError(f"You already have an asset named {name}.", "name") from None
+    return version
 
 
 def submit_version(actor: User, version_id: int, *, address: str | None = None) -> AssetVersion:

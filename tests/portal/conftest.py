@@ -55,13 +55,16 @@ def app_config(migrated_db, redis_service, s3_service, var_dir) -> dict:
 
 @pytest.fixture
 def app(app_config):
-    """A fresh app per test; its rows are removed afterwards."""
+    """A fresh app per test; its rows and stored objects are removed afterwards."""
     app = create_app(app_config)
     yield app
     with app.app_context():
         db.session.remove()
         _empty_tables()
         db.engine.dispose()
+        for prefix in ("packages/", "scans/"):
+            for obj in storage.list_keys(prefix):
+                storage.delete(obj.key)
 
 
 def _empty_tables() -> None:
