@@ -27,6 +27,7 @@ _MACHO = {
 class Executable:
     f: BinaryIO
     size: int
+    kind: str = ""  # "elf", "pe" or "macho"
     endian: str = "<"
     sections: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (offset, size)
     segments: list[tuple[int, int, int]] = field(default_factory=list)  # (vaddr, offset, size)
@@ -66,10 +67,13 @@ def open_executable(f: BinaryIO, size: int) -> Executable | None:
     head = exe.read(0, 64)
     try:
         if head[:4] == b"\x7fELF":
+            exe.kind = "elf"
             _elf(exe, head)
         elif head[:2] == b"MZ":
+            exe.kind = "pe"
             _pe(exe)
         elif head[:4] in _MACHO:
+            exe.kind = "macho"
             _macho(exe, *_MACHO[head[:4]])
         else:
             return None

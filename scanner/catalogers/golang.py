@@ -73,8 +73,14 @@ def modinfo_components(toolchain: str, modinfo: str, location: str) -> list[Comp
 def buildinfo(exe: Executable) -> tuple[str, str] | None:
     """(Go version, module info text) of an executable, or None."""
     blob = exe.section(*_SECTIONS, limit=_STRING_MAX)
-    candidates = [blob] if blob and blob.startswith(MAGIC) else []
-    candidates = candidates or _search(exe)
+    if blob is not None:
+        candidates = [blob] if blob.startswith(MAGIC) else []
+    elif exe.kind == "pe" and ".data" in exe.sections:
+        candidates = _search(exe, *exe.sections[".data"])  # Go puts it at the start of .data
+    elif exe.sections:
+        return None  # ELF and Mach-O builds by Go 1.13+ name the section: not a Go binary
+    else:
+        candidates = _search(exe, 0, exe.size)  # section headers stripped
     for data in candidates:
         parsed = _header(exe, data)
         if parsed:
@@ -82,11 +88,11 @@ def buildinfo(exe: Executable) -> tuple[str, str] | None:
     return None
 
 
-def _search(exe: Executable) -> Iterator[bytes]:
+def _search(exe: Executable, start: int, size: int) -> Iterator[bytes]:
     """Every place the magic appears (the go command itself holds it as a constant)."""
-    offset = 0
-    while offset < exe.size:
-        window = exe.read(offset, _WINDOW + len(MAGIC))
+    offset, end = start, min(start + size, exe.size)
+    while offset < end:
+        window = exe.read(offset, min(_WINDOW, end - offset) + len(MAGIC) - 1)
         at = window.find(MAGIC)
         while at != -1:
             yield exe.read(offset + at, _STRING_MAX)

@@ -426,6 +426,36 @@ def test_go_build_info(tmp_path, binary, toolchain, stdlib):
     assert "pkg:golang/github.com/gin-gonic/gin@v1.7.0" in purls(components)
 
 
+PE_BASE = 0x140000000
+
+
+def pe(data: bytes) -> bytes:
+    """A minimal PE32+ executable whose .data section (at RVA 0x1000) holds ``data``."""
+    dos = b"MZ" + bytes(58) + struct.pack("<I", 64)
+    coff = b"PE\0\0" + struct.pack("<HHIIIHH", 0x8664, 1, 0, 0, 0, 240, 0x22)
+    optional = bytearray(240)
+    optional[0:2] = b"\x0b\x02"
+    optional[24:32] = struct.pack("<Q", PE_BASE)
+    raw = data + bytes(-len(data) % 0x200)
+    section = struct.pack("<8sIIII", b".data", len(data), 0x1000, len(raw), 0x200) + bytes(16)
+    headers = dos + coff + bytes(optional) + section
+    return headers + bytes(0x200 - len(headers)) + raw
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        buildinfo_inline("go1.20.3", MODINFO),
+        buildinfo_pointers("go1.20.3", MODINFO, PE_BASE + 0x1000),
+    ],
+    ids=["inline", "pointers"],
+)
+def test_go_build_info_in_a_windows_executable(tmp_path, blob):
+    components = scan(tmp_path, {"bin/server.exe": pe(blob)})
+    got = {(c.ecosystem, c.name, c.version) for c in components}
+    assert got == GO_EXPECTED | {("Go", "stdlib", "1.20.3")}
+
+
 def test_go_binary_holding_the_magic_as_data_only(tmp_path):
     # The go command itself carries the magic string as a constant.
     components = scan(tmp_path, {"bin/go": elf({".rodata": golang.MAGIC + b"\x00" * 64})})
