@@ -182,7 +182,7 @@ class _Unpacker:
     def _open(self, path: Path, location: str, kind: str, depth: int) -> Iterator:
         self.boxes += 1
         box = _Box(location, depth, path.stat().st_size, self.scratch / f"c{self.boxes:06d}")
-        box.dir.mkdir(mode=0o755)
+        _mkdir(box.dir)
         if kind == "zip":
             yield from self._zip(path, box)
         elif kind.startswith("tar"):
@@ -555,8 +555,8 @@ class _Unpacker:
         """
         path = base.joinpath(*parts)
         try:
-            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            return path, os.open(path, _CREATE, 0o644)
+            _mkdir(path.parent, parents=True)
+            return path, _open_new(path)
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             pass
         except OSError as e:
@@ -564,9 +564,10 @@ class _Unpacker:
                 raise
         self.spills += 1
         spill = self.scratch / "spill"
-        spill.mkdir(mode=0o755, exist_ok=True)
+        if not spill.is_dir():
+            _mkdir(spill)
         path = spill / str(self.spills)
-        return path, os.open(path, _CREATE, 0o644)
+        return path, _open_new(path)
 
     def _report(self, done: int, *, top: bool = True, force: bool = False) -> None:
         if self.progress is None or not top:
@@ -578,6 +579,28 @@ class _Unpacker:
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_new(path: Path) -> int:
+    """A new regular file, mode 0o644 whatever the umask (the virus engine must read it)."""
+    fd = os.open(path, _CREATE, 0o644)
+    os.fchmod(fd, 0o644)
+    return fd
+
+
+def _mkdir(path: Path, *, parents: bool = False) -> None:
+    """Create a directory (and its missing parents) with mode 0o755 whatever the umask."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if not parents:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o755)
+        os.chmod(directory, 0o755)
+
+
 _NAME_ERRNOS = {36, 84, 22}  # ENAMETOOLONG, EILSEQ, EINVAL
 
 

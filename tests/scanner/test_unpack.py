@@ -465,3 +465,15 @@ def test_findings_are_stable_across_runs(tmp_path, outside):
     first = run(tmp_path / "one", package)
     second = run(tmp_path / "two", package)
     assert [f.id for f in first.findings] == [f.id for f in second.findings]
+
+
+def test_modes_are_fixed_whatever_the_umask(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        result = run(tmp_path, CORPUS / "pkg-d-eicar-nested.zip")
+    finally:
+        os.umask(previous)
+    scratch = result.root
+    assert {stat.S_IMODE(m.path.stat().st_mode) for m in result.members[1:]} == {0o644}
+    directories = {Path(d) for d, _, _ in os.walk(scratch)} - {scratch}
+    assert {stat.S_IMODE(d.stat().st_mode) for d in directories} == {0o755}
