@@ -45,13 +45,14 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, romfs, sevenzip
+    from scanner.formats import firmware, flash, romfs, sevenzip
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
         table[name] = sevenzip.extract
     table.update(firmware.EXTRACTORS)
     table.update(romfs.EXTRACTORS)
+    table.update(flash.EXTRACTORS)
     return table
 
 

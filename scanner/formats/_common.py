@@ -16,12 +16,15 @@ import signal
 import stat
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from scanner.model import Limits
 
 CHUNK = 1024 * 1024
+#: How often a running tool's output directory is measured against its cap, in seconds.
+WATCH_INTERVAL = 1.0
 #: Below this, an expansion ratio is not worth refusing: tiny images of empty
 #: file systems expand a lot relative to nothing.
 RATIO_FLOOR = 16 * 1024 * 1024
@@ -74,13 +77,34 @@ class Budget:
 
 @dataclass(frozen=True)
 class ToolResult:
-    returncode: int | None  # None: killed after the timeout
+    returncode: int | None  # None: killed (timeout or output over its cap)
     stdout: str
     stderr: str
+    over_cap: bool = False  # killed because what it wrote passed ``watch``'s cap
 
     @property
     def timed_out(self) -> bool:
-        return self.returncode is None
+        return self.returncode is None and not self.over_cap
+
+
+def tree_size(root: Path) -> int:
+    """Apparent bytes of the regular files under ``root`` (links not followed)."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    total += e.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
 
 
 def run_tool(
@@ -90,11 +114,14 @@ def run_tool(
     timeout: float = 300,
     max_file_bytes: int | None = None,
     stdin_path: Path | None = None,
+    watch: tuple[Path, int] | None = None,
 ) -> ToolResult:
     """Run an external tool in its own process group with a wall-clock timeout.
 
     On timeout the whole group is killed. ``max_file_bytes`` caps any single file
-    the tool writes (RLIMIT_FSIZE), so a lying header cannot fill the disk.
+    the tool writes (RLIMIT_FSIZE), and ``watch=(directory, cap)`` kills the tool
+    once the files under ``directory`` pass ``cap`` bytes, so a lying header
+    cannot fill the disk.
     """
 
     def limit() -> None:  # runs in the child, before exec
@@ -119,17 +146,28 @@ def run_tool(
         if stdin_path:
             stdin.close()
         return ToolResult(127, "", f"{argv[0]}: {exc.strerror or exc}")
+    deadline = time.monotonic() + timeout
+    over = False
     try:
-        out, err = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, err = proc.communicate()
-        code = None
+        while True:
+            step = deadline - time.monotonic()
+            if watch is not None:
+                step = min(step, WATCH_INTERVAL)
+            try:
+                out, err = proc.communicate(timeout=max(0.01, step))
+                code: int | None = proc.returncode
+                break
+            except subprocess.TimeoutExpired:
+                over = watch is not None and tree_size(watch[0]) > watch[1]
+                if over or time.monotonic() >= deadline:
+                    _kill_group(proc)
+                    out, err = proc.communicate()
+                    code = None
+                    break
     finally:
         if stdin_path:
             stdin.close()
-    return ToolResult(code, _text(out), _text(err))
+    return ToolResult(code, _text(out), _text(err), over)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

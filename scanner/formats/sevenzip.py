@@ -203,8 +203,16 @@ def _extract_7z(
             exclude_list.write_text("\n".join(excluded) + "\n", "utf-8")
             argv.append(f"-x@{exclude_list}")
         argv += ["--", str(path.resolve())]
-        res = run_tool(argv, cwd=stage, timeout=clock.left(), max_file_bytes=budget.limits.max_file_bytes)
-        if res.timed_out:
+        res = run_tool(
+            argv,
+            cwd=stage,
+            timeout=clock.left(),
+            max_file_bytes=budget.limits.max_file_bytes,
+            watch=(files, budget.cap - budget.total),
+        )
+        if res.over_cap:
+            problems.append(Problem("", "7-Zip wrote more than the image declared; stopped"))
+        elif res.timed_out:
             problems.append(Problem("", f"7-Zip timed out after {clock.timeout:.0f} s"))
         else:
             problems += _messages(res.stdout + "\n" + res.stderr, res.returncode or 0, path)

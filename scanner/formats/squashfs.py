@@ -35,8 +35,16 @@ def unsquashfs(path: Path, outdir: Path, budget: Budget, timeout: float) -> list
             (stage / "exclude.txt").write_text("\n".join(excluded) + "\n", "utf-8")
             argv += ["-exclude-file", str(stage / "exclude.txt")]
         argv.append(image)
-        res = run_tool(argv, cwd=stage, timeout=timeout, max_file_bytes=budget.limits.max_file_bytes)
-        if res.timed_out:
+        res = run_tool(
+            argv,
+            cwd=stage,
+            timeout=timeout,
+            max_file_bytes=budget.limits.max_file_bytes,
+            watch=(stage, budget.cap - budget.total),
+        )
+        if res.over_cap:
+            problems.append(Problem("", "unsquashfs wrote more than the image declared; stopped"))
+        elif res.timed_out:
             problems.append(Problem("", f"unsquashfs timed out after {timeout:.0f} s"))
         elif res.returncode != 0:
             problems.append(Problem("", f"SquashFS could not be fully extracted: {_last(res.stderr)}"))

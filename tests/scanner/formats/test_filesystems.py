@@ -62,7 +62,14 @@ def cramfs(tmp_path):
     return img
 
 
+def wim(tmp_path):
+    img = tmp_path / "fs.wim"
+    run("wimlib-imagex", "capture", tree(tmp_path), img)
+    return img
+
+
 CASES = {
+    "wim": (wim, "wimlib-imagex"),
     "squashfs": (squashfs, "mksquashfs"),
     "ext": (ext4, "mke2fs"),
     "iso9660": (iso, "genisoimage"),
