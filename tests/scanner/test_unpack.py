@@ -477,3 +477,31 @@ def test_modes_are_fixed_whatever_the_umask(tmp_path):
     assert {stat.S_IMODE(m.path.stat().st_mode) for m in result.members[1:]} == {0o644}
     directories = {Path(d) for d, _, _ in os.walk(scratch)} - {scratch}
     assert {stat.S_IMODE(d.stat().st_mode) for d in directories} == {0o755}
+
+
+def test_streamed_zip_with_data_descriptors_is_salvaged(tmp_path):
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += b
+            return len(b)
+
+    out = Unseekable()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in (("a.txt", b"hello" * 1000), ("b/c.txt", b"world" * 10)):
+            with zf.open(name, "w") as f:
+                f.write(data)
+    data = bytearray(out.data)
+    at = data.find(b"PK\x01\x02")
+    data[at : at + 4] = b"XXXX"
+    (tmp_path / "streamed.zip").write_bytes(bytes(data))
+    result = run(tmp_path, tmp_path / "streamed.zip")
+    assert summaries(result) == ["archive is corrupt: Bad magic number for central directory"]
+    members = locations(result)
+    assert members["streamed.zip!/a.txt"].path.read_bytes() == b"hello" * 1000
+    assert members["streamed.zip!/b/c.txt"].path.read_bytes() == b"world" * 10
