@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -137,7 +136,7 @@ def seed_osv() -> None:
         return
     source = ROOT / "tests" / "data" / "corpus" / "osv"
     if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True)
+        flask("osv", "import", str(source))
         print(f"seeded vulnerability data into {target} from {source.relative_to(ROOT)}")
 
 
@@ -165,7 +164,8 @@ def run_honcho(login: str) -> int:
     proc = subprocess.Popen(honcho, cwd=ROOT)
     try:
         services.wait_for_port(int(os.environ["PORT"]), 120, proc)
-        print(f"\n  Assay is running at {url}\n  {login}\n  Ctrl-C stops everything.\n",
+        login = "\n".join(f"  {line.strip()}" for line in login.splitlines())
+        print(f"\n  Assay is running at {url}\n{login}\n  Ctrl-C stops everything.\n",
               flush=True)
         return proc.wait()
     except KeyboardInterrupt:

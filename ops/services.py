@@ -219,11 +219,13 @@ S3_PORT_NAMES = (
     "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
     "filer.port", "filer.port.grpc", "admin.port",
 )
-# SeaweedFS's own defaults, used by `make run` so a restart finds the same layout.
+# Fixed ports for `make run`, so a restart finds the same layout: SeaweedFS's own
+# defaults, except admin, whose implied gRPC port (+10000) would otherwise fall in
+# the kernel's ephemeral range (32768+), where any outgoing connection may hold it.
 S3_DEFAULT_PORTS = {
     "s3.port.grpc": 18333, "master.port": 9333, "master.port.grpc": 19333,
     "volume.port": 9340, "volume.port.grpc": 19340, "filer.port": 8888,
-    "filer.port.grpc": 18888, "admin.port": 23646,
+    "filer.port.grpc": 18888, "admin.port": 13646,
 }
 # Its maintenance worker dials the admin server at admin.port + 10000 whatever
 # admin.port.grpc says, so that port must be free too.
