@@ -106,7 +106,8 @@ def _detect(path: Path, head: bytes, tail: bytes, size: int) -> str | None:
     if _u32le(head, 512) == 0x28CD3D45:
         return "cramfs"
     if head.startswith(b"\xd0\x0d\xfe\xed"):
-        return "fit" if b"images\x00" in head and b"data\x00" in head else None
+        # A FIT is a device tree with an /images node, near the start of its structure block.
+        return "fit" if b"images\x00" in head else None
     if _is_jffs2(head):
         return "jffs2"
     if head.startswith(b"MZ"):
