@@ -45,7 +45,7 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, flash, romfs, sevenzip
+    from scanner.formats import firmware, flash, ota, romfs, sevenzip
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
@@ -53,6 +53,7 @@ def _registry() -> dict[str, Extractor]:
     table.update(firmware.EXTRACTORS)
     table.update(romfs.EXTRACTORS)
     table.update(flash.EXTRACTORS)
+    table.update(ota.EXTRACTORS)
     return table
 
 

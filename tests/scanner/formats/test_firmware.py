@@ -282,3 +282,69 @@ def test_romfs(tmp_path):
     assert_sample(out)
     assert (out / "opt/app/tool").stat().st_mode & 0o7777 == 0o755
     assert (out / METADATA_PATH).exists() and not (out / "opt/link").exists()
+
+
+# --------------------------------------------------------------------------- Android OTA payload
+
+
+def _pb_varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb(*items: tuple[int, int | bytes]) -> bytes:
+    """A protobuf message from (field number, int or bytes) pairs."""
+    out = b""
+    for number, value in items:
+        if isinstance(value, int):
+            out += _pb_varint(number << 3) + _pb_varint(value)
+        else:
+            out += _pb_varint(number << 3 | 2) + _pb_varint(len(value)) + value
+    return out
+
+
+def payload(parts: list[tuple[str, bytes, int]], bad_hash: bool = False) -> bytes:
+    """A full-OTA payload.bin: each partition is one REPLACE/REPLACE_XZ operation plus a ZERO."""
+    import hashlib
+    import lzma
+
+    blobs, manifest_parts = b"", []
+    for name, image, kind in parts:
+        data = lzma.compress(image) if kind == 8 else image
+        digest = hashlib.sha256(b"x" if bad_hash else data).digest()
+        blocks = len(image) // 4096
+        op = pb((1, kind), (2, len(blobs)), (3, len(data)), (6, pb((1, 0), (2, blocks))), (8, digest))
+        zero = pb((1, 6), (6, pb((1, blocks), (2, 1))))
+        size = len(image) + 4096
+        manifest_parts.append(pb((1, name.encode()), (7, pb((1, size))), (8, op), (8, zero)))
+        blobs += data
+    manifest = pb((3, 4096), *[(13, p) for p in manifest_parts])
+    return b"CrAU" + struct.pack(">QQI", 2, len(manifest), 0) + manifest + blobs
+
+
+@needs("mke2fs", "7zz")
+def test_android_ota_payload(tmp_path):
+    root = populate(tmp_path / "tree")
+    raw = tmp_path / "system.raw"
+    run("mke2fs", "-q", "-F", "-t", "ext4", "-d", root, raw, "4M")
+    boot = b"kernel " + EICAR
+    boot += b"\0" * (-len(boot) % 4096)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(payload([("system", raw.read_bytes(), 8), ("boot", boot, 0)]))
+    out = opened(tmp_path, path, "android-ota-payload")
+    assert (out / "boot.img").read_bytes()[: len(boot)] == boot
+    assert (out / "system.img").stat().st_size == raw.stat().st_size + 4096
+    assert_sample(opened(tmp_path, out / "system.img", "ext", "rootfs"))
+
+
+def test_android_ota_payload_bad_hash(tmp_path):
+    path = tmp_path / "payload.bin"
+    path.write_bytes(payload([("boot", b"k" * 4096, 0)], bad_hash=True))
+    problems = extract("android-ota-payload", path, out_dir(tmp_path), limits=Limits())
+    assert [(p.path, p.reason) for p in problems] == [("boot.img", "operation data does not match its hash")]
