@@ -107,6 +107,7 @@ def _scan(args) -> int:
 def _write_outputs(args, result: ScanResult, secret: str | None, progress) -> None:
     outputs = [x for x in (args.json, args.report, args.sbom) if x]
     done = 0
+    progress = progress if outputs else None
     if progress:
         progress("report", done, len(outputs))
     if args.json:
@@ -188,6 +189,8 @@ def _one_line(text: str) -> str:
 class TerminalProgress:
     """One self-rewriting status line on a terminal: stage, step of total, done/total."""
 
+    BYTE_STAGES = ("fetch", "unpack")
+
     def __init__(self, stream, interval: float = 0.1):
         self.stream = stream
         self.interval = interval
@@ -201,7 +204,10 @@ class TerminalProgress:
             return
         self._stage, self._last = stage, now
         step = STAGES.index(stage) + 1 if stage in STAGES else "?"
-        amount = f"{done}/{total}" if total else str(done)
+        if stage in self.BYTE_STAGES:
+            amount = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+        else:
+            amount = f"{done}/{total}" if total else str(done)
         percent = f" {100 * done // total:3d}%" if total else ""
         line = f"[{step}/{len(STAGES)}] {stage:<9}{percent}  {amount}"
         self.stream.write("\r" + line.ljust(self._width))

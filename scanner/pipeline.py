@@ -66,9 +66,10 @@ def scan_package(
 
     scratch = Path(tempfile.mkdtemp(prefix="assay-scan-", dir=settings.scratch_dir))
     try:
-        report("unpack", 0, 1)
+        # unpack reports bytes of the package read; so do the bounds around it.
+        report("unpack", 0, size)
         unpacked = unpack(path, scratch, settings.limits, name=name, progress=progress)
-        report("unpack", 1, 1)
+        report("unpack", size, size)
 
         report("catalog", 0, 1)
         components = sorted(catalog(unpacked), key=_component_key)
