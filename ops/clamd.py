@@ -21,12 +21,12 @@ from pathlib import Path
 
 from scanner.engines.clamav import (
     ALERTS,
+    LIMITS,
     OFFICIAL_DB_DIR,
     SIGNATURE_DIR,
     STREAM_MAX_LENGTH,
     database_files,
     official_files,
-    LIMITS,
 )
 
 from .services import Service, free_port, spawn
@@ -123,7 +123,11 @@ def write_config(
     if port is not None:
         lines += [f"TCPSocket {port}", "TCPAddr 127.0.0.1"]
     if socket_path is not None:
-        lines += [f"LocalSocket {Path(socket_path).resolve()}", "LocalSocketMode 660", "FixStaleSocket yes"]
+        lines += [
+            f"LocalSocket {Path(socket_path).resolve()}",
+            "LocalSocketMode 660",
+            "FixStaleSocket yes",
+        ]
     if port is None and socket_path is None:
         raise ValueError("clamd needs a TCP port or a local socket")
     config = workdir / "clamd.conf"
@@ -152,7 +156,8 @@ def start_clamd(
     db = prepare_database(workdir, extra_dirs)
     config = write_config(workdir, port=port, db_dir=db, limits=limits)
     proc = spawn([clamd_executable(), f"--config-file={config}"], workdir, "clamd.out")
-    service = Service("clamd", f"tcp://127.0.0.1:{port}", proc, workdir, {"config": config, "db": db})
+    address = f"tcp://127.0.0.1:{port}"
+    service = Service("clamd", address, proc, workdir, {"config": config, "db": db})
     try:
         wait_for_ping(port, timeout, proc)
     except BaseException:
@@ -166,7 +171,7 @@ def wait_for_ping(port: int, timeout: float, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"clamd exited with {proc.returncode}; see its log in the work directory")
+            raise RuntimeError(f"clamd exited with {proc.returncode}; see clamd.log in its workdir")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
                 sock.sendall(b"zPING\0")

@@ -82,8 +82,11 @@ def scan_members(
     engines = {"yara": rules.version, "signatures": _signature_version()}
     run = _Run(members, scannable, progress)
     clamav = _ClamdScan(settings) if settings.clamd else _ClamscanScan(settings, limit)
-    engines["clamav"] = clamav.version()
-    run.go(clamav, rules)
+    try:
+        engines["clamav"] = clamav.version()
+        run.go(clamav, rules)
+    finally:
+        clamav.close()
     findings += run.findings(clamav.unavailable)
     return _dedupe(findings, members), engines
 
@@ -209,8 +212,12 @@ class _ClamdScan:
             return f"unavailable ({self.unavailable})"
 
     def _went_down(self, exc: BaseException) -> None:
-        self.unavailable = f"clamd at {self.address}: {exc}".replace(f"clamd unreachable at {self.address}: ", "")
+        self.unavailable = f"clamd at {self.address}: {exc.__cause__ or exc}"
         self.down.set()
+
+    def close(self) -> None:
+        while not self.sessions.empty():
+            self.sessions.get().close()
 
     def submit(self, pool, members, indexes, put) -> None:
         _each(pool, CLAMD_CONNECTIONS, indexes, lambda i: self._scan(members[i].path, i, put))
@@ -256,6 +263,9 @@ class _ClamscanScan:
 
     def submit(self, pool, members, indexes, put) -> None:
         pool.submit(self._scan, members, indexes, put)
+
+    def close(self) -> None:
+        pass
 
     def _scan(self, members, indexes, put) -> None:
         if self.unavailable:
@@ -311,7 +321,8 @@ def _gap(member: Member, engine: str, answer: Answer) -> Finding | None:
     """
     if member.container and answer.name and answer.name.startswith(LIMIT_PREFIX):
         return None
-    return _unscanned(member.location, engine, answer.name or "error", answer.reason, signature=answer.name)
+    code = answer.name or "error"
+    return _unscanned(member.location, engine, code, answer.reason, signature=answer.name)
 
 
 def _too_large(member: Member) -> Finding:

@@ -138,7 +138,8 @@ def classify(name: str) -> Answer:
     name = signature_name(name)
     if name.startswith(LIMIT_PREFIX):
         limit = name[len(LIMIT_PREFIX):].lstrip(".") or "limit"
-        return Answer("unscanned", name, f"ClamAV stopped at its {limit} limit: content not fully scanned")
+        reason = f"ClamAV stopped at its {limit} limit: content not fully scanned"
+        return Answer("unscanned", name, reason)
     if name.startswith(ENCRYPTED_PREFIX):
         what = name[len(ENCRYPTED_PREFIX):].lstrip(".") or "content"
         return Answer("unscanned", name, f"encrypted {what}: content cannot be scanned")

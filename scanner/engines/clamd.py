@@ -38,7 +38,8 @@ def parse_address(address: str) -> tuple[int, str | tuple[str, int]]:
     """``tcp://host:port`` or ``unix:///path`` -> (socket family, socket address)."""
     parts = urlsplit(address)
     if parts.scheme == "tcp" and parts.hostname and parts.port:
-        return socket.AF_INET6 if ":" in parts.hostname else socket.AF_INET, (parts.hostname, parts.port)
+        family = socket.AF_INET6 if ":" in parts.hostname else socket.AF_INET
+        return family, (parts.hostname, parts.port)
     if parts.scheme == "unix" and parts.path:
         return socket.AF_UNIX, parts.path
     raise ValueError(f"not a clamd address (tcp://host:port or unix:///path): {address!r}")
@@ -149,6 +150,12 @@ class Session:
             sock.sendall(b"zIDSESSION\0")
             self._sock = sock
         return self._sock
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._sock is not None:

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .clamav import (
+    OFFICIAL_DB_DIR,
     SIGNATURE_DIR,
     Answer,
     clamscan_args,
     database_files,
     official_files,
-    OFFICIAL_DB_DIR,
     parse_reply,
 )
 
@@ -39,7 +39,9 @@ def executable() -> str:
     return found
 
 
-def database_args(extra_dirs: Iterable[Path] = (), official_dir: Path = OFFICIAL_DB_DIR) -> list[str]:
+def database_args(
+    extra_dirs: Iterable[Path] = (), official_dir: Path = OFFICIAL_DB_DIR
+) -> list[str]:
     """``-d`` for Assay's signatures, each extra directory, and the official data if present."""
     dirs = [SIGNATURE_DIR, *extra_dirs]
     args = [f"--database={d}" for d in dirs if database_files(Path(d))]
@@ -87,11 +89,10 @@ def _scan_batch(base, batch, on_answer, scratch_dir) -> None:
         listing = Path(tmp) / "list"
         listing.write_text("".join(f"{link}\n" for link in by_link))
         errors = Path(tmp) / "stderr"
-        with open(errors, "wb") as err:
-            proc = subprocess.Popen(
-                [*base, f"--file-list={listing}"], stdout=subprocess.PIPE, stderr=err,
-                stdin=subprocess.DEVNULL, text=True, errors="replace",
-            )
+        with open(errors, "wb") as err, subprocess.Popen(
+            [*base, f"--file-list={listing}"], stdout=subprocess.PIPE, stderr=err,
+            stdin=subprocess.DEVNULL, text=True, errors="replace",
+        ) as proc:
             for line in proc.stdout:
                 link, sep, reply = line.rstrip("\n").rpartition(": ")
                 key = by_link.pop(link, None) if sep else None

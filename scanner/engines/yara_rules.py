@@ -42,7 +42,8 @@ def rule_files(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
     """Every rule file in Assay's signature directory (recursively) and in ``extra_dirs``."""
     files: list[Path] = []
     for directory in (SIGNATURE_DIR, *extra_dirs):
-        files += sorted(p for p in Path(directory).rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+        found = Path(directory).rglob("*")
+        files += sorted(p for p in found if p.suffix in RULE_SUFFIXES and p.is_file())
     return files
 
 

@@ -232,7 +232,8 @@ def sample(tmp_path) -> Path:
 def test_recorded_replies(sample, reply, kind, name):
     fake = RecordedClamd([reply])
     try:
-        answer = Session(fake.address).scan_file(sample)
+        with Session(fake.address) as session:
+            answer = session.scan_file(sample)
     finally:
         fake.close()
 
@@ -258,14 +259,14 @@ def test_session_is_reused_and_reopened(sample, tmp_path):
 def test_no_answer_is_a_timeout(sample):
     fake = RecordedClamd([None])
     try:
-        with pytest.raises(ClamdTimeout):
-            Session(fake.address, answer_timeout=0.5).scan_file(sample)
+        with pytest.raises(ClamdTimeout), Session(fake.address, answer_timeout=0.5) as session:
+            session.scan_file(sample)
     finally:
         fake.close()
 
 
 def test_unreachable_address():
-    with pytest.raises(ClamdUnreachable):
-        Session(f"tcp://127.0.0.1:{free_port()}").scan_file(Path(__file__))
-    with pytest.raises(ValueError):
-        Session("http://localhost:3310").scan_file(Path(__file__))
+    with pytest.raises(ClamdUnreachable), Session(f"tcp://127.0.0.1:{free_port()}") as session:
+        session.scan_file(Path(__file__))
+    with pytest.raises(ValueError), Session("http://localhost:3310") as session:
+        session.scan_file(Path(__file__))

@@ -35,7 +35,8 @@ def settings(request) -> Settings:
     return Settings(clamd=None)
 
 
-def member(path: Path, location: str | None = None, depth: int = 1, container: bool = False) -> Member:
+def member(path: Path, location: str | None = None, depth: int = 1,
+           container: bool = False) -> Member:
     return Member(path=path, location=location or f"pkg.zip{NEST}{path.name}",
                   size=path.stat().st_size, depth=depth, container=container)
 
@@ -62,7 +63,8 @@ def nested_eicar(tmp: Path, depth: int) -> list[Member]:
         inner = archive
     members, location = [], "pkg.zip"
     for level in range(depth + 1):
-        path = tmp / f"d{level}" / ("eicar.com" if level == depth else f"level{level}.zip" if level else "pkg.zip")
+        name = "eicar.com" if level == depth else f"level{level}.zip" if level else "pkg.zip"
+        path = tmp / f"d{level}" / name
         if level:
             location += f"{NEST}dir{level - 1}/{path.name}"
         members.append(Member(path, location, path.stat().st_size, level, level < depth))
@@ -136,7 +138,8 @@ def test_the_corpus_has_no_virus_but_pkg_d_eicar(tmp_path, clamd):
         "pkg-c-clean.tar.gz": [],
         "pkg-d-eicar-nested.zip": [(
             "virus",
-            "pkg-d-eicar-nested.zip!/acme-docs-bundle-1.0/assets/extras.zip!/inner/payload.zip!/tools/eicar.com",
+            "pkg-d-eicar-nested.zip!/acme-docs-bundle-1.0/assets/extras.zip!/inner/payload.zip"
+            "!/tools/eicar.com",
             "Assay.Test.EICAR",
         )],
     }
@@ -261,7 +264,9 @@ def test_unreachable_clamd_fails_closed(tmp_path):
         findings, engines = scan_members([root, shell, clean], Settings(clamd=address))
 
         unscanned = [f for f in findings if f.type == "unscanned"]
-        assert [(f.location, f.engine, f.blocking) for f in unscanned] == [("pkg.zip", "clamav", True)]
+        assert [(f.location, f.engine, f.blocking) for f in unscanned] == [
+            ("pkg.zip", "clamav", True)
+        ]
         assert "3 of 3 files were not scanned" in unscanned[0].summary
         assert engines["clamav"].startswith("unavailable")
         # YARA still ran.
@@ -294,7 +299,9 @@ def test_unreadable_member_is_unscanned(tmp_path, settings):
 
     findings, _ = scan_members([gone], settings)
 
-    assert {(f.type, f.engine) for f in findings} == {("unscanned", "clamav"), ("unscanned", "yara")}
+    assert {(f.type, f.engine) for f in findings} == {
+        ("unscanned", "clamav"), ("unscanned", "yara")
+    }
     assert all(f.blocking for f in findings)
 
 
@@ -360,10 +367,13 @@ def test_yara_rules_stay_quiet_on_near_misses(tmp_path, settings):
 def test_rule_clamav_cannot_run_is_matched_by_yara(tmp_path, clamd):
     sample = member(write(tmp_path / "marker.bin", b"ASSAY-YARA-TEST!"))
 
-    assert Session(clamd.address).scan_file(sample.path).kind == "clean"
+    with Session(clamd.address) as session:
+        assert session.scan_file(sample.path).kind == "clean"
     findings, _ = scan_members([sample], Settings(clamd=clamd.address))
 
-    assert [(f.signature, f.engine) for f in findings] == [("YARA.Assay_Test_ConditionOnly", "yara")]
+    assert [(f.signature, f.engine) for f in findings] == [
+        ("YARA.Assay_Test_ConditionOnly", "yara")
+    ]
 
 
 def test_yara_rules_quiet_on_the_corpus_content(tmp_path):
@@ -371,7 +381,8 @@ def test_yara_rules_quiet_on_the_corpus_content(tmp_path):
     settings = Settings(clamd=f"tcp://127.0.0.1:{free_port()}")
     members = []
     for package in sorted(p for p in CORPUS.iterdir() if p.name.startswith("pkg-")):
-        members += unpack(package, tmp_path / package.name, settings.limits, name=package.name).members
+        unpacked = unpack(package, tmp_path / package.name, settings.limits, name=package.name)
+        members += unpacked.members
 
     findings, _ = scan_members(members, settings)
 
