@@ -197,6 +197,13 @@ def test_seller_flow(page, portal, screenshots):
         page.get_by_role("link", name="Download SBOM").click()
     assert info.value.suggested_filename.endswith(".cdx.json")
 
+    # Modify offers a new upload for the rejected version.
+    page.get_by_role("link", name="Modify").click()
+    page.wait_for_url(f"{base}/assets/versions/*/modify")
+    assert page.get_by_text("Upload a corrected package").is_visible()
+    shot("modify")
+    page.go_back()
+
     # The badge as a page of its own (what a no-JavaScript link shows).
     version_status = page.locator("#versions .badge").get_attribute("id")
     page.goto(f"{base}/assets/versions/{version_status.removeprefix('status-')}/status")
