@@ -79,8 +79,8 @@ def extract(
         return func(fmt, path, outdir, limits, timeout)
     except LimitExceeded as exc:
         return [Problem("", str(exc))]
-    except (OSError, ValueError, EOFError, MemoryError, IndexError, KeyError) as exc:
-        return [Problem("", f"{fmt} could not be read: {exc}")]
+    except Exception as exc:  # noqa: BLE001 - fail closed: anything unread is a problem
+        return [Problem("", f"{fmt} could not be read: {type(exc).__name__}: {exc}")]
 
 
 def inspect_binary(path: Path) -> list[tuple[str, str, str]]:

@@ -44,8 +44,7 @@ def describe(fmt: str, path: Path) -> dict:
             return _hap(path)
         if fmt == "ova":
             return _ova(path)
-    except (OSError, ValueError, KeyError, IndexError, struct.error, zipfile.BadZipFile,
-            tarfile.TarError, plistlib.InvalidFileException, ElementTree.ParseError) as _exc:  # fmt: skip
+    except Exception:  # noqa: BLE001 - identity is a nicety; unreadable metadata gives none
         return {}
     return {}
 

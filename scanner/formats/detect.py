@@ -24,7 +24,7 @@ def detect(path: Path) -> str | None:
                 fh.seek(size - 512)
                 tail = fh.read(512)
         return _detect(Path(path), head, tail, size)
-    except (OSError, ValueError, struct.error, EOFError, tarfile.TarError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - detection is a guess; a broken file is simply unknown
         return None
 
 
@@ -164,12 +164,20 @@ def _is_jffs2(head: bytes) -> bool:
 
 
 def _is_yaffs2(head: bytes) -> bool:
-    # First chunk is an object header: type (file 1 / dir 3), parent id 1, 0xFFFF checksum
-    # field left unused, then the name.
-    if len(head) < 2048 + 64:
+    # First chunk is an object header (file, symlink, directory, hard link or special)
+    # whose parent is the root (id 1); the spare area after it holds packed tags
+    # saying "object header": chunk id 0, byte count 0xFFFF.
+    if len(head) < 2048 + 16:
         return False
     obj_type, parent = struct.unpack_from("<II", head, 0)
-    return obj_type in (1, 2, 3, 4) and parent == 1 and head[8:10] == b"\xff\xff"
+    if obj_type not in (1, 2, 3, 4, 5) or parent != 1:
+        return False
+    for chunk in (2048, 4096, 8192, 16384):
+        if len(head) >= chunk + 16:
+            _seq, _obj, chunk_id, count = struct.unpack_from("<IIII", head, chunk)
+            if chunk_id == 0 and count == 0xFFFF:
+                return True
+    return False
 
 
 _IHEX_LINE = re.compile(rb":([0-9A-Fa-f]{2})([0-9A-Fa-f]{4})([0-9A-Fa-f]{2})([0-9A-Fa-f]*)\r?$")

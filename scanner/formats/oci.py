@@ -450,7 +450,15 @@ def apply_oci(
     applied: a blob that does not match its digest, a missing or unreadable
     layer, a member over the limits. Never raises for bad input.
     """
-    path_or_dir = Path(path_or_dir)
+    try:
+        return _apply_all(Path(path_or_dir), Path(outdir), limits)
+    except Exception as exc:  # noqa: BLE001 - fail closed: anything unread is a problem
+        return [], [Problem("", f"image could not be read: {type(exc).__name__}: {exc}")]
+
+
+def _apply_all(
+    path_or_dir: Path, outdir: Path, limits: Limits
+) -> tuple[list[ImageRoot], list[Problem]]:
     problems: list[Problem] = []
     try:
         src: _Source = _DirSource(path_or_dir) if path_or_dir.is_dir() else _TarSource(path_or_dir)
