@@ -53,11 +53,9 @@ def scan_prefix(owner_id: int, asset_id: int, version_id: int, scan_id: int) -> 
     return f"scans/{int(owner_id)}/{int(asset_id)}/{int(version_id)}/{int(scan_id)}/"
 
 
-def appeal_prefix(owner_id: int, asset_id: int, version_id: int, appeal_id: int,
-                  upload_id: str) -> str:
+def appeal_prefix(owner_id: int, asset_id: int, version_id: int, upload_id: str) -> str:
     """The folder of one appeal's files: the filled-in report and the evidence."""
-    return (f"appeals/{int(owner_id)}/{int(asset_id)}/{int(version_id)}/{int(appeal_id)}/"
-            f"{upload_id}/")
+    return f"appeals/{int(owner_id)}/{int(asset_id)}/{int(version_id)}/{upload_id}/"
 
 
 def report_key(owner_id: int, asset_id: int, version_id: int, scan_id: int) -> str:

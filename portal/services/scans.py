@@ -22,7 +22,7 @@ from portal import queue, storage
 from portal.extensions import db
 from portal.models import AssetVersion, Scan, ScanComponent, ScanFinding, ScanState, User
 from portal.models import VersionStatus
-from portal.services import state
+from portal.services import appeals, state
 from portal.services.audit import record_event
 from portal.services.errors import NotFound
 from portal.timeutil import utcnow
@@ -166,13 +166,14 @@ def complete_scan(scan_id: int, result, report_key: str | None, sbom_key: str | 
         db.session.rollback()
         return scan
     _store_result(scan, result)
+    verdict = appeals.apply_accepted(scan)  # findings accepted on appeal no longer block
     scan.report_key, scan.sbom_key, scan.summary_key = report_key, sbom_key, summary_key
     scan.state, scan.stage, scan.progress = ScanState.done, "done", 100
     scan.finished_at = scan.heartbeat_at = utcnow()
     scan.error = None
     version = scan.version
     if version.latest_scan is scan and version.status is VersionStatus.scanning:
-        state.move(version, result.verdict, actor=None)
+        state.move(version, verdict, actor=None)
     db.session.commit()
     return scan
 

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from portal import storage
 from portal.extensions import db
-from portal.models import AssetVersion, Scan
+from portal.models import Appeal, AppealEvidence, AssetVersion, Scan
 from portal.timeutil import utcnow
 
-PREFIXES = ("packages/", "scans/")
+PREFIXES = ("packages/", "scans/", "appeals/")
 
 
 def known_keys() -> set[str]:
@@ -28,6 +28,8 @@ def known_keys() -> set[str]:
         select(Scan.package_key, Scan.report_key, Scan.sbom_key, Scan.summary_key)
     ):
         keys.update(row)
+    keys.update(db.session.scalars(select(Appeal.proof_key)))
+    keys.update(db.session.scalars(select(AppealEvidence.key)))
     keys.discard(None)
     return keys
 

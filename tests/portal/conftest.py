@@ -62,7 +62,7 @@ def app(app_config):
         db.session.remove()
         _empty_tables()
         db.engine.dispose()
-        for prefix in ("packages/", "scans/"):
+        for prefix in ("packages/", "scans/", "appeals/"):
             for obj in storage.list_keys(prefix):
                 storage.delete(obj.key)
 
