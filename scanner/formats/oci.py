@@ -199,7 +199,11 @@ def _decompressor(raw: IO[bytes]) -> IO[bytes]:
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(buffered)  # type: ignore[return-value]
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise ImageError("zstd-compressed layers are not supported")
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise ImageError("zstd-compressed layer, and zstandard is not installed") from exc
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
 
 
@@ -520,8 +524,10 @@ def _apply_image(
             problems.append(Problem(label, str(exc)))
         except ImageError as exc:
             problems.append(Problem(label, str(exc)))
-        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as exc:
             problems.append(Problem(label, f"layer could not be read: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and the like
+            problems.append(Problem(label, f"layer could not be read: {type(exc).__name__}: {exc}"))
     tag = image.tag or image.manifest_digest
     return ImageRoot(image.name, tag, root, digests, os_release(root))
 

@@ -69,7 +69,7 @@ def sha(data: bytes) -> str:
 
 
 def oci_tar(path: Path, layers: list[bytes], *, gz=True, ref="registry.example/app:1.0",
-            corrupt_layer: int | None = None) -> Path:
+            corrupt_layer: int | None = None, zstd: bool = False) -> Path:
     blobs: dict[str, bytes] = {}
 
     def blob(data: bytes) -> str:
@@ -78,6 +78,10 @@ def oci_tar(path: Path, layers: list[bytes], *, gz=True, ref="registry.example/a
 
     diff_ids = [sha(raw) for raw in layers]
     stored = [gzip.compress(raw, mtime=0) if gz else raw for raw in layers]
+    if zstd:
+        import zstandard
+
+        stored = [zstandard.ZstdCompressor().compress(raw) for raw in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     manifest = json.dumps({
@@ -204,3 +208,13 @@ def test_not_an_image(tmp_path):
     (tmp_path / "garbage").write_bytes(b"\x00" * 10)
     assert apply_oci(tmp_path / "garbage", out, Limits())[1][0].path == ""
     assert detect(junk) is None
+
+
+def test_zstd_layers(tmp_path):
+    image = oci_tar(tmp_path / "app.tar", [layer(BASE), layer(TOP)], zstd=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    roots, problems = apply_oci(image, out, Limits())
+    assert problems == []
+    assert (roots[0].root / "opt/app/eicar.com").read_bytes() == EICAR
+    assert not (roots[0].root / "tmp/secret.txt").exists()
