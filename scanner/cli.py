@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-    except Exception as exc:  # the exit-status contract holds whatever went wrong
+    except Exception as exc:  # noqa: BLE001 -- the exit-status contract holds whatever failed
         return _fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
@@ -61,17 +61,31 @@ def _parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="scan a package and decide its verdict")
     scan.add_argument("package", type=Path)
-    scan.add_argument("--osv", type=Path, action="append", required=True,
-                      help="OSV data: a folder of JSON records or an all.zip (repeatable)")
-    scan.add_argument("--threshold", type=_threshold, default=7.0,
-                      help="CVSS base score from which a vulnerability blocks (default 7.0)")
+    scan.add_argument(
+        "--osv",
+        type=Path,
+        action="append",
+        required=True,
+        help="OSV data: a folder of JSON records or an all.zip (repeatable)",
+    )
+    scan.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=7.0,
+        help="CVSS base score from which a vulnerability blocks (default 7.0)",
+    )
     scan.add_argument("--json", metavar="OUT|-", help="write the JSON result ('-' for stdout)")
-    scan.add_argument("--report", type=Path, metavar="OUT.xlsx",
-                      help="write the security scan report")
-    scan.add_argument("--sbom", type=Path, metavar="OUT.cdx.json",
-                      help="write a CycloneDX JSON SBOM")
-    scan.add_argument("--clamd", metavar="ADDRESS",
-                      help="clamd address, tcp://host:port or unix:///path (default: clamscan)")
+    scan.add_argument(
+        "--report", type=Path, metavar="OUT.xlsx", help="write the security scan report"
+    )
+    scan.add_argument(
+        "--sbom", type=Path, metavar="OUT.cdx.json", help="write a CycloneDX JSON SBOM"
+    )
+    scan.add_argument(
+        "--clamd",
+        metavar="ADDRESS",
+        help="clamd address, tcp://host:port or unix:///path (default: clamscan)",
+    )
     scan.add_argument("--secret", help=f"report signing key (default: ${SECRET_ENV})")
     scan.set_defaults(run=_scan)
 
@@ -142,23 +156,31 @@ def _appeal(args) -> int:
     if not args.report.is_file():
         raise _Failure(f"report not found: {args.report}")
     try:
-        appeal = read_appeal(args.report.read_bytes(), secret=secret,
-                             report_id=args.report_id, require_yes=False)
+        appeal = read_appeal(
+            args.report.read_bytes(), secret=secret, report_id=args.report_id, require_yes=False
+        )
     except ReportError as exc:
         raise _Failure(str(exc)) from exc
-    data = {"report_id": appeal.report_id,
-            "claims": [dataclasses.asdict(claim) for claim in appeal.claims]}
+    data = {
+        "report_id": appeal.report_id,
+        "claims": [dataclasses.asdict(claim) for claim in appeal.claims],
+    }
     print(json.dumps(data, indent=2, ensure_ascii=False))
     return EXIT_APPROVED
 
 
 def _print_summary(result: ScanResult, out) -> None:
-    counts = {kind: sum(f.type == kind for f in result.findings)
-              for kind in ("virus", "vulnerability", "unscanned")}
+    counts = {
+        kind: sum(f.type == kind for f in result.findings)
+        for kind in ("virus", "vulnerability", "unscanned")
+    }
     blocking = [f for f in result.findings if f.blocking or f.type != "vulnerability"]
-    print(f"{result.verdict.upper()}: {result.package.name} "
-          f"({len(result.components)} components, {counts['vulnerability']} vulnerabilities, "
-          f"{counts['virus']} viruses, {counts['unscanned']} unscanned)", file=out)
+    print(
+        f"{result.verdict.upper()}: {result.package.name} "
+        f"({len(result.components)} components, {counts['vulnerability']} vulnerabilities, "
+        f"{counts['virus']} viruses, {counts['unscanned']} unscanned)",
+        file=out,
+    )
     for f in blocking:
         if f.type == "vulnerability":
             what = f"{f.component.name} {f.component.version}" if f.component else f.location

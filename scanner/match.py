@@ -26,11 +26,40 @@ from univers import versions as uv
 _ECOSYSTEMS = {
     name.lower(): name
     for name in (
-        "PyPI", "npm", "Maven", "Go", "crates.io", "Packagist", "NuGet", "SwiftURL",
-        "Debian", "Ubuntu", "Alpine", "RubyGems", "Hex", "Pub", "ConanCenter",
-        "Red Hat", "AlmaLinux", "Rocky Linux", "openSUSE", "SUSE", "Mageia",
-        "Photon OS", "Wolfi", "Chainguard", "Android", "Bitnami", "CRAN", "Hackage",
-        "GHC", "Linux", "OSS-Fuzz", "GitHub Actions", "openEuler", "Azure Linux",
+        "PyPI",
+        "npm",
+        "Maven",
+        "Go",
+        "crates.io",
+        "Packagist",
+        "NuGet",
+        "SwiftURL",
+        "Debian",
+        "Ubuntu",
+        "Alpine",
+        "RubyGems",
+        "Hex",
+        "Pub",
+        "ConanCenter",
+        "Red Hat",
+        "AlmaLinux",
+        "Rocky Linux",
+        "openSUSE",
+        "SUSE",
+        "Mageia",
+        "Photon OS",
+        "Wolfi",
+        "Chainguard",
+        "Android",
+        "Bitnami",
+        "CRAN",
+        "Hackage",
+        "GHC",
+        "Linux",
+        "OSS-Fuzz",
+        "GitHub Actions",
+        "openEuler",
+        "Azure Linux",
     )
 }
 
@@ -107,7 +136,7 @@ def parse(ecosystem: str, version: str, *, semver: bool = False) -> uv.Version |
         text = text[1:]
     try:
         return cls(text)
-    except Exception:  # univers raises several types for malformed input
+    except Exception:  # noqa: BLE001 -- univers raises several types for malformed input
         return None
 
 
@@ -164,15 +193,10 @@ def in_range(ecosystem: str, version: str, events: list[dict], *, semver: bool) 
     points.sort(key=_point_key)
     state = False
     for at, _, key in points:
-        if key == "introduced":
-            if at is None or current >= at:
-                state = True
-        elif key == "fixed":
-            if current >= at:
-                state = False
-        elif key == "last_affected":
-            if current > at:
-                state = False
+        if key == "introduced" and (at is None or current >= at):
+            state = True
+        elif (key == "fixed" and current >= at) or (key == "last_affected" and current > at):
+            state = False
     return Affected.YES if state else Affected.NO
 
 
@@ -184,7 +208,7 @@ class _Key:
     def __init__(self, at):
         self.at = at
 
-    def __lt__(self, other: "_Key") -> bool:
+    def __lt__(self, other: _Key) -> bool:
         if self.at is None:
             return other.at is not None
         if other.at is None:

@@ -74,7 +74,7 @@ class OsvDatabase:
             self._records[record.id] = record
 
     @classmethod
-    def load(cls, paths: Iterable[Path]) -> "OsvDatabase":
+    def load(cls, paths: Iterable[Path]) -> OsvDatabase:
         """Read every record under the given folders (``*.json``, recursively) and zip files.
 
         Raises :class:`ScanError` for a missing path or an unreadable file: scanning
@@ -244,7 +244,9 @@ def _finding(eco, name, component: Component, hits, threshold: float) -> Finding
 
 def _fixed(eco: str, version: str, hits) -> tuple[str, ...]:
     """Fixed versions newer than the component's, in version order (all of them if unsure)."""
-    found = list(dict.fromkeys(v for _, entries, _ in hits for e in entries for v in fixed_versions(e)))
+    found = list(
+        dict.fromkeys(v for _, entries, _ in hits for e in entries for v in fixed_versions(e))
+    )
     current = parse(eco, version)
     parsed = {v: parse(eco, v) for v in found}
     if current is None or any(p is None for p in parsed.values()):

@@ -12,7 +12,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scanner.catalog import catalog
@@ -148,12 +148,17 @@ def _component_key(component):
 
 def _finding_key(finding: Finding):
     score = finding.cvss.score if finding.cvss else -1.0
-    return (not finding.blocking, -score, _TYPE_ORDER.get(finding.type, 3), finding.location,
-            finding.id)
+    return (
+        not finding.blocking,
+        -score,
+        _TYPE_ORDER.get(finding.type, 3),
+        finding.location,
+        finding.id,
+    )
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _remove(scratch: Path) -> None:

@@ -43,8 +43,10 @@ def write_sbom(result: ScanResult) -> str:
         type=ComponentType.APPLICATION,
         bom_ref="package",
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=result.package.sha256)],
-        properties=[Property(name="assay:verdict", value=result.verdict),
-                    Property(name="assay:format", value=result.package.format)],
+        properties=[
+            Property(name="assay:verdict", value=result.verdict),
+            Property(name="assay:format", value=result.package.format),
+        ],
     )
     refs: dict[tuple[str, str], str] = {}
     parts = []
@@ -84,31 +86,45 @@ def _vulnerability(finding: Finding, ref: str | None) -> Vulnerability:
     primary = finding.ids[0] if finding.ids else finding.id
     ratings = []
     if finding.cvss is not None:
-        ratings.append(VulnerabilityRating(
-            source=VulnerabilitySource(name=finding.cvss.source, url=OSV_URL + finding.cvss.source),
-            score=Decimal(str(finding.cvss.score)),
-            severity=_SEVERITIES[cvss_score.label(finding.cvss.score)],
-            method=_method(finding.cvss.vector),
-            vector=finding.cvss.vector,
-        ))
+        ratings.append(
+            VulnerabilityRating(
+                source=VulnerabilitySource(
+                    name=finding.cvss.source, url=OSV_URL + finding.cvss.source
+                ),
+                score=Decimal(str(finding.cvss.score)),
+                severity=_SEVERITIES[cvss_score.label(finding.cvss.score)],
+                method=_method(finding.cvss.vector),
+                vector=finding.cvss.vector,
+            )
+        )
     elif finding.severity:
-        ratings.append(VulnerabilityRating(
-            severity=_SEVERITIES.get(finding.severity.upper(), VulnerabilitySeverity.UNKNOWN)))
+        ratings.append(
+            VulnerabilityRating(
+                severity=_SEVERITIES.get(finding.severity.upper(), VulnerabilitySeverity.UNKNOWN)
+            )
+        )
     others = [*finding.ids[1:], *finding.aliases]
     return Vulnerability(
         bom_ref=f"finding-{finding.id}",
         id=primary,
         source=VulnerabilitySource(name="OSV", url=OSV_URL + primary),
-        references=[VulnerabilityReference(id=other, source=VulnerabilitySource(
-            name="OSV", url=OSV_URL + other)) for other in others],
+        references=[
+            VulnerabilityReference(
+                id=other, source=VulnerabilitySource(name="OSV", url=OSV_URL + other)
+            )
+            for other in others
+        ],
         ratings=ratings,
         description=finding.summary or None,
-        recommendation=(f"Upgrade to {', '.join(finding.fixed_versions)}"
-                        if finding.fixed_versions else None),
+        recommendation=(
+            f"Upgrade to {', '.join(finding.fixed_versions)}" if finding.fixed_versions else None
+        ),
         affects=[BomTarget(ref=ref)] if ref else None,
-        properties=[Property(name="assay:finding-id", value=finding.id),
-                    Property(name="assay:blocking", value=str(finding.blocking).lower()),
-                    Property(name="assay:location", value=finding.location)],
+        properties=[
+            Property(name="assay:finding-id", value=finding.id),
+            Property(name="assay:blocking", value=str(finding.blocking).lower()),
+            Property(name="assay:location", value=finding.location),
+        ],
     )
 
 

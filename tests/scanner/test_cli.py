@@ -23,9 +23,15 @@ PYTHON_APP = CORPUS / "packages" / "pkg-a-python-app.tar.gz"
 
 def cli(*args, env=None):
     environ = {k: v for k, v in os.environ.items() if k != "ASSAY_SECRET_KEY"}
-    return subprocess.run([sys.executable, "-m", "scanner", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600,
-                          env={**environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "scanner", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**environ, **(env or {})},
+    )
 
 
 def assert_one_line_error(proc, *fragments):
@@ -49,8 +55,19 @@ def test_scan_is_the_default_command():
 
 def test_rejected_exits_1_and_writes_every_output(tmp_path):
     out = tmp_path / "result.json"
-    proc = cli("scan", PYTHON_APP, "--osv", OSV, "--json", out, "--sbom", tmp_path / "b.cdx.json",
-               "--report", tmp_path / "r.xlsx", env={"ASSAY_SECRET_KEY": "k" * 32})
+    proc = cli(
+        "scan",
+        PYTHON_APP,
+        "--osv",
+        OSV,
+        "--json",
+        out,
+        "--sbom",
+        tmp_path / "b.cdx.json",
+        "--report",
+        tmp_path / "r.xlsx",
+        env={"ASSAY_SECRET_KEY": "k" * 32},
+    )
     assert proc.returncode == 1, proc.stderr
     result = json.loads(out.read_text())
     assert result["verdict"] == "rejected"
@@ -63,8 +80,10 @@ def test_rejected_exits_1_and_writes_every_output(tmp_path):
     appeal = cli("appeal", tmp_path / "r.xlsx", "--secret", "k" * 32)
     assert appeal.returncode == 0, appeal.stderr
     claims = json.loads(appeal.stdout)
-    assert claims == {"report_id": f"{result['package']['sha256']}@{result['scan']['started']}",
-                      "claims": []}
+    assert claims == {
+        "report_id": f"{result['package']['sha256']}@{result['scan']['started']}",
+        "claims": [],
+    }
 
 
 def test_json_has_every_contract_key():
@@ -75,16 +94,32 @@ def test_json_has_every_contract_key():
     assert set(result["package"]) >= {"name", "size", "sha256", "format"}
     component_keys = {"ecosystem", "name", "version", "purl", "location"}
     assert result["components"] and all(set(c) >= component_keys for c in result["components"])
-    finding_keys = {"id", "type", "ids", "aliases", "component", "location", "cvss", "severity",
-                    "blocking", "signature"}
+    finding_keys = {
+        "id",
+        "type",
+        "ids",
+        "aliases",
+        "component",
+        "location",
+        "cvss",
+        "severity",
+        "blocking",
+        "signature",
+    }
     for finding in result["findings"]:
         assert set(finding) >= finding_keys
         assert finding["type"] in ("virus", "vulnerability", "unscanned")
         assert isinstance(finding["blocking"], bool)
         assert finding["cvss"] is None or set(finding["cvss"]) == {"score", "vector", "source"}
         assert finding["component"] is None or set(finding["component"]) >= component_keys
-    assert set(result["scan"]) >= {"policy", "threshold", "engines", "osv_records", "started",
-                                   "finished"}
+    assert set(result["scan"]) >= {
+        "policy",
+        "threshold",
+        "engines",
+        "osv_records",
+        "started",
+        "finished",
+    }
 
 
 def test_threshold_changes_the_verdict():

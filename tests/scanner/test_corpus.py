@@ -27,9 +27,22 @@ _results: dict[str, tuple[int, dict]] = {}
 def scan(file_name: str) -> tuple[int, dict]:
     if file_name not in _results:
         proc = subprocess.run(
-            [sys.executable, "-m", "scanner", "scan", str(CORPUS / "packages" / file_name),
-             "--osv", str(CORPUS / "osv"), "--json", "-"],
-            capture_output=True, text=True, cwd=ROOT, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "scanner",
+                "scan",
+                str(CORPUS / "packages" / file_name),
+                "--osv",
+                str(CORPUS / "osv"),
+                "--json",
+                "-",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
         )
         assert proc.returncode in (0, 1), proc.stderr
         _results[file_name] = (proc.returncode, json.loads(proc.stdout))
@@ -69,8 +82,9 @@ def test_package_facts(file_name):
 @pytest.mark.parametrize("file_name", sorted(PACKAGES))
 def test_components_equal_the_manifest(file_name):
     _, result = scan(file_name)
-    found = sorted((c["ecosystem"], c["name"], c["version"], c["location"])
-                   for c in result["components"])
+    found = sorted(
+        (c["ecosystem"], c["name"], c["version"], c["location"]) for c in result["components"]
+    )
     expected = sorted(
         (c["ecosystem"], c["name"], c["version"], f"{file_name}{NEST}{c['location_in_package']}")
         for c in PACKAGES[file_name]["components"]
@@ -90,7 +104,8 @@ def test_matched_and_blocking_advisories_equal_the_manifest(file_name):
 
     blocking = sorted(tuple(f["ids"]) for f in vulnerabilities(result) if f["blocking"])
     assert blocking == sorted(
-        tuple(v["ids"]) for _, v in expected_vulnerabilities(package) if v["ge_7"])
+        tuple(v["ids"]) for _, v in expected_vulnerabilities(package) if v["ge_7"]
+    )
 
 
 @pytest.mark.parametrize("file_name", sorted(PACKAGES))
@@ -106,8 +121,9 @@ def test_scores_equal_the_manifest(file_name):
         assert cvss["score"] == vuln["max_cvss_any"]
         decided = [c for c in vuln["cvss"] if c["base_score"] == cvss["score"]]
         assert (cvss["source"], cvss["vector"]) in {(c["source"], c["vector"]) for c in decided}
-    found_max = max((f["cvss"]["score"] for f in vulnerabilities(result) if f["cvss"]),
-                    default=None)
+    found_max = max(
+        (f["cvss"]["score"] for f in vulnerabilities(result) if f["cvss"]), default=None
+    )
     assert found_max == package["max_cvss"]
     unscored = [f for f in vulnerabilities(result) if f["cvss"] is None]
     assert len(unscored) == package["unscored_vulnerabilities"]
@@ -128,8 +144,9 @@ def test_the_withdrawn_record_would_otherwise_match():
     record = json.loads((CORPUS / "osv" / "npm" / f"{WITHDRAWN}.json").read_text())
     assert record["withdrawn"]
     assert {a["package"]["name"] for a in record["affected"]} >= {"minimist"}
-    assert any(WITHDRAWN in c["withdrawn_matches"]
-               for p in PACKAGES.values() for c in p["components"])
+    assert any(
+        WITHDRAWN in c["withdrawn_matches"] for p in PACKAGES.values() for c in p["components"]
+    )
 
 
 def test_nested_eicar_is_found_at_its_full_location():
@@ -176,9 +193,12 @@ def test_scan_package_reports_every_stage_in_order_and_cleans_up(tmp_path):
 
     seen = []
     settings = Settings(scratch_dir=tmp_path)
-    result = scan_package(CORPUS / "packages" / "pkg-c-clean.tar.gz", settings,
-                          lambda stage, done, total: seen.append((stage, done, total)),
-                          osv=OsvDatabase.load([CORPUS / "osv"]))
+    result = scan_package(
+        CORPUS / "packages" / "pkg-c-clean.tar.gz",
+        settings,
+        lambda stage, done, total: seen.append((stage, done, total)),
+        osv=OsvDatabase.load([CORPUS / "osv"]),
+    )
     assert result.verdict == "approved"
     stages = list(dict.fromkeys(stage for stage, _, _ in seen))
     assert stages == list(STAGES[:-1])  # "report" belongs to the caller
@@ -208,9 +228,11 @@ def test_scratch_is_removed_when_a_stage_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scanner.pipeline, "catalog", broken)
     with pytest.raises(RuntimeError, match="exploded"):
-        scanner.pipeline.scan_package(CORPUS / "packages" / "pkg-a-python-app.tar.gz",
-                                      Settings(scratch_dir=tmp_path),
-                                      osv=OsvDatabase.load([CORPUS / "osv"]))
+        scanner.pipeline.scan_package(
+            CORPUS / "packages" / "pkg-a-python-app.tar.gz",
+            Settings(scratch_dir=tmp_path),
+            osv=OsvDatabase.load([CORPUS / "osv"]),
+        )
     assert list(tmp_path.iterdir()) == []
 
 

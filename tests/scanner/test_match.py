@@ -50,7 +50,10 @@ def test_ecosystem_prefix():
     [("0.9", Affected.NO), ("1.0", Affected.YES), ("1.9.9", Affected.YES), ("2.0", Affected.NO)],
 )
 def test_introduced_fixed(version, expected):
-    assert in_range("PyPI", version, [{"introduced": "1.0"}, {"fixed": "2.0"}], semver=False) is expected
+    assert (
+        in_range("PyPI", version, [{"introduced": "1.0"}, {"fixed": "2.0"}], semver=False)
+        is expected
+    )
 
 
 @pytest.mark.parametrize(

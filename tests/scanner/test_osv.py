@@ -18,10 +18,22 @@ V4_93 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"  # 9.3
 V2_75 = "AV:N/AC:L/Au:N/C:P/I:P/A:P"  # 7.5
 
 
-def record(rid, name="demo", eco="PyPI", *, aliases=(), vectors=(), label=None,
-           events=({"introduced": "0"}, {"fixed": "2.0"}), versions=None, **extra):
-    affected = {"package": {"ecosystem": eco, "name": name},
-                "ranges": [{"type": "ECOSYSTEM", "events": list(events)}]}
+def record(
+    rid,
+    name="demo",
+    eco="PyPI",
+    *,
+    aliases=(),
+    vectors=(),
+    label=None,
+    events=({"introduced": "0"}, {"fixed": "2.0"}),
+    versions=None,
+    **extra,
+):
+    affected = {
+        "package": {"ecosystem": eco, "name": name},
+        "ranges": [{"type": "ECOSYSTEM", "events": list(events)}],
+    }
     if versions is not None:
         affected["versions"] = versions
     data = {
@@ -53,8 +65,14 @@ def comp(name="demo", version="1.0", eco="PyPI", location="pkg.zip!/a/METADATA")
 
 
 def test_withdrawn_records_are_ignored(tmp_path):
-    db = OsvDatabase.load([write(tmp_path, record("GHSA-aaaa", withdrawn="2020-01-01T00:00:00Z",
-                                                  vectors=[("CVSS_V3", V3_75)]))])
+    db = OsvDatabase.load(
+        [
+            write(
+                tmp_path,
+                record("GHSA-aaaa", withdrawn="2020-01-01T00:00:00Z", vectors=[("CVSS_V3", V3_75)]),
+            )
+        ]
+    )
     assert db.records == 0
     assert db.match([comp()], 7.0) == []
 
@@ -62,16 +80,26 @@ def test_withdrawn_records_are_ignored(tmp_path):
 def test_aliases_merge_and_the_highest_score_decides(tmp_path):
     folder = write(
         tmp_path,
-        record("GHSA-mmmm-1111-2222", aliases=["CVE-2023-1"], vectors=[("CVSS_V3", V3_59)],
-               label="MODERATE"),
-        record("PYSEC-2023-9", aliases=["CVE-2023-1", "GHSA-mmmm-1111-2222"],
-               vectors=[("CVSS_V3", V3_81)]),
+        record(
+            "GHSA-mmmm-1111-2222",
+            aliases=["CVE-2023-1"],
+            vectors=[("CVSS_V3", V3_59)],
+            label="MODERATE",
+        ),
+        record(
+            "PYSEC-2023-9",
+            aliases=["CVE-2023-1", "GHSA-mmmm-1111-2222"],
+            vectors=[("CVSS_V3", V3_81)],
+        ),
     )
     [finding] = OsvDatabase.load([folder]).match([comp()], 7.0)
     assert finding.ids == ("GHSA-mmmm-1111-2222", "PYSEC-2023-9")
     assert finding.aliases == ("CVE-2023-1",)
     assert (finding.cvss.score, finding.cvss.source, finding.cvss.vector) == (
-        8.1, "PYSEC-2023-9", V3_81)
+        8.1,
+        "PYSEC-2023-9",
+        V3_81,
+    )
     assert finding.blocking
     assert finding.severity == "MODERATE"  # the database's label, kept as published
     assert finding.type == "vulnerability"
@@ -113,8 +141,11 @@ def test_v2_only_when_nothing_newer(tmp_path):
     [finding] = OsvDatabase.load([only_v2]).match([comp()], 7.0)
     assert (finding.cvss.score, finding.cvss.vector, finding.blocking) == (7.5, V2_75, True)
 
-    mixed = write(tmp_path / "m", record("OLD-1", aliases=["CVE-9"], vectors=[("CVSS_V2", V2_75)]),
-                  record("NEW-1", aliases=["CVE-9"], vectors=[("CVSS_V3", V3_59)]))
+    mixed = write(
+        tmp_path / "m",
+        record("OLD-1", aliases=["CVE-9"], vectors=[("CVSS_V2", V2_75)]),
+        record("NEW-1", aliases=["CVE-9"], vectors=[("CVSS_V3", V3_59)]),
+    )
     [finding] = OsvDatabase.load([mixed]).match([comp()], 7.0)
     assert (finding.cvss.score, finding.cvss.source, finding.blocking) == (5.9, "NEW-1", False)
 
@@ -134,8 +165,10 @@ def test_invalid_vector_is_not_a_score(tmp_path):
 
 
 def test_versions_list_and_near_miss(tmp_path):
-    folder = write(tmp_path, record("PYSEC-l", events=(), versions=["1.0", "1.1"],
-                                    vectors=[("CVSS_V3", V3_75)]))
+    folder = write(
+        tmp_path,
+        record("PYSEC-l", events=(), versions=["1.0", "1.1"], vectors=[("CVSS_V3", V3_75)]),
+    )
     db = OsvDatabase.load([folder])
     assert len(db.match([comp(version="1.1")], 7.0)) == 1
     assert db.match([comp(version="1.2")], 7.0) == []
@@ -148,8 +181,15 @@ def test_pypi_names_match_after_normalisation(tmp_path):
 
 
 def test_ecosystem_with_release_matches_its_base(tmp_path):
-    folder = write(tmp_path, record("DSA-1", name="nginx", eco="Debian:12",
-                                    events=({"introduced": "0"}, {"fixed": "1.22.1-9"})))
+    folder = write(
+        tmp_path,
+        record(
+            "DSA-1",
+            name="nginx",
+            eco="Debian:12",
+            events=({"introduced": "0"}, {"fixed": "1.22.1-9"}),
+        ),
+    )
     db = OsvDatabase.load([folder])
     assert len(db.match([comp("nginx", "1.22.1-8", "Debian")], 7.0)) == 1
     assert db.match([comp("nginx", "1.22.1-9", "Debian")], 7.0) == []
@@ -157,8 +197,7 @@ def test_ecosystem_with_release_matches_its_base(tmp_path):
 
 
 def test_unparseable_component_version_is_reported_not_blocking(tmp_path):
-    folder = write(tmp_path, record("GHSA-u", eco="Debian", name="x",
-                                    vectors=[("CVSS_V3", V3_75)]))
+    folder = write(tmp_path, record("GHSA-u", eco="Debian", name="x", vectors=[("CVSS_V3", V3_75)]))
     [finding] = OsvDatabase.load([folder]).match([comp("x", "?? bad", "Debian")], 7.0)
     assert finding.blocking is False
     assert finding.cvss.score == 7.5
@@ -175,8 +214,10 @@ def test_one_finding_per_advisory_at_the_first_location(tmp_path):
 
 
 def test_fingerprint_is_stable_and_location_independent(tmp_path):
-    folder = write(tmp_path, record("GHSA-f", aliases=["CVE-2020-10", "CVE-2020-9"],
-                                    vectors=[("CVSS_V3", V3_75)]))
+    folder = write(
+        tmp_path,
+        record("GHSA-f", aliases=["CVE-2020-10", "CVE-2020-9"], vectors=[("CVSS_V3", V3_75)]),
+    )
     db = OsvDatabase.load([folder])
     first = db.match([comp(location="a.zip!/x")], 7.0)[0].id
     again = OsvDatabase.load([folder]).match([comp(location="b.tar!/y/z")], 7.0)[0].id
@@ -186,8 +227,13 @@ def test_fingerprint_is_stable_and_location_independent(tmp_path):
 
 
 def test_fixed_versions_references_and_summary(tmp_path):
-    folder = write(tmp_path, record("GHSA-fx", events=(
-        {"introduced": "0"}, {"fixed": "0.5"}, {"introduced": "1.0"}, {"fixed": "1.4"})))
+    folder = write(
+        tmp_path,
+        record(
+            "GHSA-fx",
+            events=({"introduced": "0"}, {"fixed": "0.5"}, {"introduced": "1.0"}, {"fixed": "1.4"}),
+        ),
+    )
     [finding] = OsvDatabase.load([folder]).match([comp(version="1.2")], 7.0)
     assert finding.fixed_versions == ("1.4",)
     assert finding.references == ("https://example.org/GHSA-fx",)
@@ -197,8 +243,11 @@ def test_fixed_versions_references_and_summary(tmp_path):
 def test_load_from_an_all_zip(tmp_path):
     archive = tmp_path / "all.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for rec in (record("GHSA-z1", vectors=[("CVSS_V3", V3_75)]), record("GHSA-z2", name="o"),
-                    record("GHSA-z3", withdrawn="2021-01-01T00:00:00Z")):
+        for rec in (
+            record("GHSA-z1", vectors=[("CVSS_V3", V3_75)]),
+            record("GHSA-z2", name="o"),
+            record("GHSA-z3", withdrawn="2021-01-01T00:00:00Z"),
+        ):
             zf.writestr(f"{rec['id']}.json", json.dumps(rec))
     db = OsvDatabase.load([archive])
     assert db.records == 2
