@@ -35,6 +35,7 @@ from scanner.formats._common import (
     harvest,
     remove_tree,
     run_tool,
+    safe_relpath,
     staging_dir,
 )
 from scanner.model import Limits
@@ -153,7 +154,9 @@ def parse_listing(stdout: str, stderr: str, returncode: int) -> Listing:
                 path=props["Path"],
                 folder=props.get("Folder", "").strip() == "+",
                 size=int(size) if size.isdigit() else 0,
-                mode=props.get("Mode", "").strip(),
+                mode="l"
+                if props.get("Symbolic Link", "").strip() or props.get("Link", "").strip()
+                else props.get("Mode", "").strip(),
                 encrypted=props.get("Encrypted", "").strip() == "+",
                 gap=props["Path"].isdigit()
                 and "File System" in props
@@ -165,16 +168,22 @@ def parse_listing(stdout: str, stderr: str, returncode: int) -> Listing:
     return Listing(True, types, entries, errors=errors)
 
 
-def _plan(entries: list[Entry], budget: Budget) -> tuple[list[str], list[Problem]]:
-    """Which entries to leave out, and the problems that leaving them out makes."""
-    excluded, problems = [], []
+def _plan(entries: list[Entry], budget: Budget) -> tuple[list[str], list[Problem], set[str]]:
+    """Which entries to leave out, the problems that makes, and the files expected out.
+
+    7-Zip reads ``*`` and ``?`` in an exclusion as wildcards. A link or device
+    whose name holds one is left in (nothing is created for it anyway), so that a
+    crafted name can never silently exclude real files.
+    """
+    excluded, problems, expected = [], [], set()
     planned = Budget(budget.limits)
     planned.cap, planned.total, planned.members = budget.cap, budget.total, budget.members
     for e in entries:
         if e.folder:
             continue
         if e.gap or e.path.startswith(SYSTEM_PREFIXES) or e.mode[:1] in ("l", "c", "b", "p", "s"):
-            excluded.append(e.path)  # metadata, links and free space: no content of their own
+            if not any(c in e.path for c in "*?"):
+                excluded.append(e.path)  # metadata, links and free space: no content of their own
             continue
         if e.encrypted:
             excluded.append(e.path)
@@ -186,13 +195,16 @@ def _plan(entries: list[Entry], budget: Budget) -> tuple[list[str], list[Problem
             problems.append(Problem(e.path, f"not extracted: {reason}"))
             continue
         planned.take(e.size)
-    return excluded, problems
+        rel = safe_relpath(e.path)
+        if rel:
+            expected.add(rel)
+    return excluded, problems, expected
 
 
 def _extract_7z(
     binary: str, path: Path, outdir: Path, listing: Listing, budget: Budget, clock: _Clock
 ) -> list[Problem]:
-    excluded, problems = _plan(listing.entries, budget)
+    excluded, problems, expected = _plan(listing.entries, budget)
     stage = staging_dir(outdir)
     try:
         files = stage / "files"
@@ -217,9 +229,25 @@ def _extract_7z(
         else:
             problems += _messages(res.stdout + "\n" + res.stderr, res.returncode or 0, path)
         problems += harvest(files, outdir, budget)
+        if res.returncode is not None:
+            problems += _missing(expected, outdir, problems)
     finally:
         remove_tree(stage)
     return problems
+
+
+def _missing(expected: set[str], outdir: Path, problems: list[Problem]) -> list[Problem]:
+    """Files the listing promised that did not come out, and that no message explains."""
+    explained = {p.path for p in problems}
+    missing = []
+    for rel in sorted(expected - explained):
+        try:
+            if (outdir / rel).is_file():
+                continue
+        except OSError:
+            pass
+        missing.append(Problem(rel, "listed in the image but not extracted"))
+    return missing
 
 
 def _messages(text: str, returncode: int, path: Path) -> list[Problem]:

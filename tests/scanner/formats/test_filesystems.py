@@ -167,3 +167,17 @@ def test_staging_is_cleaned_up(tmp_path):
     out.mkdir()
     extract("ext", img, out, limits=Limits())
     assert not list(tmp_path.glob(".stage-*"))
+
+
+@needs("mksquashfs")
+def test_a_wildcard_named_link_cannot_hide_files(tmp_path):
+    root = tree(tmp_path)
+    os.symlink("/nowhere", root / "*")
+    os.symlink("/nowhere", root / "opt/app/?icar.com")
+    img = tmp_path / "fs.img"
+    run("mksquashfs", root, img, "-quiet", "-noappend", "-no-progress")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert extract("squashfs", img, out, limits=Limits()) == []
+    assert_sample(out)
+    only_plain(out)
