@@ -68,7 +68,9 @@ def plan(listing: str, budget: Budget) -> tuple[list[str], list[Problem]]:
         if kind == "d":
             continue
         if kind != "-":
-            excluded.append(rel.lstrip("/"))
+            # Exclusions are wildcards: a crafted name must not exclude real files.
+            if not any(c in rel for c in "*?["):
+                excluded.append(rel.lstrip("/"))
             continue
         reason = planned.file_fits(int(size or 0))
         if reason:
