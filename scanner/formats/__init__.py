@@ -14,6 +14,24 @@ calls :func:`extract` to get the container's files into a fresh directory.
 * :func:`apply_oci` applies a container image's layers (whiteouts honoured).
 * :func:`inspect_binary` finds the versions of a few well-known libraries
   embedded in ELF and PE files; :func:`describe` names a mobile app's package.
+
+What opens what (Debian packages unless marked PyPI):
+
+=====================================================  ==============================
+squashfs ext iso9660 udf fat ntfs exfat cramfs hfsplus  7zip (``7zz``); lz4 SquashFS:
+wim, and disk images qcow2 vmdk vhd vhdx vdi mbr gpt    squashfs-tools (``unsquashfs``);
+                                                       disks 7-Zip cannot read:
+                                                       qemu-utils (``qemu-img``)
+ubi ubifs / jffs2 / yaffs2                             ubi_reader, jefferson (PyPI);
+                                                       unyaffs
+oci-image docker-archive                               Python (zstd layers: zstandard)
+romfs cpio ihex srec uimage fit zimage android-sparse   Python
+android-boot android-vendor-boot android-ota-payload
+rockchip
+=====================================================  ==============================
+
+Classic HFS is detected but not opened (7-Zip reads only HFS+): it comes back
+as a problem, so the package fails closed.
 """
 
 from __future__ import annotations
