@@ -80,6 +80,7 @@ PERIODIC = (
     ("worker.jobs.drain_outbox", 10),
     ("worker.jobs.reap_stuck_scans", 60),
     ("worker.jobs.sweep_orphans", 3600),
+    ("worker.jobs.run_reminders", 300),
 )
 
 

@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from flask import current_app, has_app_context
 from portal import queue, storage
 from portal.extensions import db
 from portal.models import Scan
-from portal.services import assets, scans, sweeper
+from portal.services import appeals, assets, scans, sla, sweeper
 
 log = logging.getLogger(__name__)
 _app = None
@@ -64,6 +65,25 @@ def in_app_context(job):
 
 class NoVulnerabilityData(RuntimeError):
     """OSV_DIR holds no records: scanning now would call vulnerable packages clean."""
+
+
+class EngineUnavailable(RuntimeError):
+    """A virus engine could not be reached: a fault to retry, never a verdict."""
+
+
+def engine_down(result) -> str | None:
+    """Why the virus engine was unavailable during the scan, or None.
+
+    The scanner fails closed (an ``unscanned`` finding) when clamd is down; the
+    portal turns that into a retry, so a dead engine never rejects a package.
+    """
+    version = result.scan.engines.get("clamav", "")
+    if version.startswith("unavailable"):
+        return f"virus engine {version}"
+    for finding in result.findings:
+        if finding.type == "unscanned" and finding.summary.startswith("ClamAV unavailable"):
+            return finding.summary
+    return None
 
 
 @in_app_context
@@ -106,6 +126,9 @@ def _scan(scan_id: int) -> str:
             result = scanner.scan_package(package, _settings(), progress, name=name, osv=osv)
         except scanner.ScanError as exc:
             result = unscannable_result(package, name, str(exc), osv)
+    down = engine_down(result)
+    if down:
+        raise EngineUnavailable(down)
     progress("report", 0, 1)
     keys = _store_outputs(scan_id, result, labels)
     scans.complete_scan(scan_id, result, *keys)
@@ -128,10 +151,11 @@ def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, 
     scan = db.session.get(Scan, scan_id)
     version = scan.version
     ids = (version.asset.owner_id, version.asset_id, version.id, scan_id)
+    accepted = appeals.accepted_for_scan(scan_id)  # earlier appeals' accepted false positives
     db.session.commit()
-    report = write_report(result, report_id=f"scan-{scan_id}",
-                          secret=current_app.config["SECRET_KEY"],
-                          asset_name=labels[0], version_label=labels[1])
+    report = write_report(replace(result, verdict=appeals.effective_verdict(result, accepted)),
+                          report_id=f"scan-{scan_id}", secret=current_app.config["SECRET_KEY"],
+                          asset_name=labels[0], version_label=labels[1], accepted=accepted)
     keys = storage.report_key(*ids), storage.sbom_key(*ids), storage.summary_key(*ids)
     storage.put_bytes(keys[0], report, "application/vnd.openxmlformats-officedocument"
                                        ".spreadsheetml.sheet")
@@ -254,3 +278,9 @@ def reap_stuck_scans() -> int:
 def sweep_orphans() -> int:
     """Remove stored objects that no row refers to (older than ORPHAN_MIN_AGE)."""
     return sweeper.sweep_orphans()
+
+
+@in_app_context
+def run_reminders() -> int:
+    """Remind reviewers of appeals due within one working day and of overdue ones."""
+    return sla.send_reminders()
