@@ -103,6 +103,10 @@ def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) 
 def _extract(
     fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock, depth: int
 ) -> list[Problem]:
+    if fmt == "vmdk" and _is_descriptor(path):
+        # A text descriptor only names extent files; they are members of the package
+        # in their own right and are opened as such. Never let a tool follow the names.
+        return []
     binary = tool()
     if binary is None:
         return [Problem("", "7-Zip (7zz) is not installed")]
@@ -121,6 +125,11 @@ def _extract(
     if listing.types and listing.types[-1].upper() in CONTAINER_TYPES and depth < 2:
         problems += _open_partitions(outdir, budget, clock, depth)
     return problems
+
+
+def _is_descriptor(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(21) == b"# Disk DescriptorFile"
 
 
 def list_archive(binary: str, path: Path, clock: _Clock) -> Listing:

@@ -142,3 +142,18 @@ def test_partition_over_the_limits(tmp_path):
     problems = extract("mbr", disk, out, limits=Limits(max_file_bytes=2 * 1024 * 1024))
     assert [p.path for p in problems] == ["0.img"]
     assert (out / "1.fat/EICAR.COM").exists()
+
+
+def test_vmdk_descriptor_never_reads_the_files_it_names(tmp_path):
+    secret = tmp_path / "secret.raw"
+    secret.write_bytes(b"host secret " * 1000)
+    descriptor = tmp_path / "disk.vmdk"
+    descriptor.write_text(
+        '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+        f'RW 24 FLAT "{secret}" 0\nRW 24 FLAT "../../etc/passwd" 0\n'
+    )
+    assert detect(descriptor) == "vmdk"
+    out = tmp_path / "out"
+    out.mkdir()
+    assert extract("vmdk", descriptor, out, limits=Limits()) == []
+    assert list(out.iterdir()) == []
