@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
-    Form,
-    IntegerField,
     BooleanField,
     EmailField,
+    Form,
+    IntegerField,
     PasswordField,
     RadioField,
     SelectChoice,
@@ -96,7 +96,9 @@ class AssetForm(FlaskForm):
     """Add Asset: one asset and its first version."""
 
     category = SelectField("Category", choices=options([("Application", "Application")]))
-    kind = RadioField("Kind", choices=options(KIND_CHOICES), default="binary", validators=[DataRequired()])
+    kind = RadioField(
+        "Kind", choices=options(KIND_CHOICES), default="binary", validators=[DataRequired()]
+    )
     name = StringField(
         "Name",
         validators=[

@@ -23,7 +23,9 @@ def _operators_only():
 
 def _user_list(create_form: UserCreateForm, status: int = 200):
     return render_template(
-        "admin/users.html", users=users.list_users(), create_form=create_form,
+        "admin/users.html",
+        users=users.list_users(),
+        create_form=create_form,
         role_choices=ROLE_CHOICES,
     ), status
 
@@ -41,8 +43,12 @@ def user_create():
     if form.validate_on_submit():
         try:
             user = users.create_user(
-                form.email.data, form.name.data, form.password.data, form.role.data,
-                actor=current_user, address=request.remote_addr,
+                form.email.data,
+                form.name.data,
+                form.password.data,
+                form.role.data,
+                actor=current_user,
+                address=request.remote_addr,
             )
         except ValidationError as error:
             attach_error(form, error)
@@ -67,8 +73,12 @@ def user_role(user_id: int):
 def user_active(user_id: int):
     """Deactivate an account (it can no longer sign in) or reactivate it."""
     active = request.form.get("active") == "1"
-    _apply(users.set_active, user_id, active,
-           done="Account reactivated." if active else "Account deactivated.")
+    _apply(
+        users.set_active,
+        user_id,
+        active,
+        done="Account reactivated." if active else "Account deactivated.",
+    )
     return redirect(url_for("admin.user_list"))
 
 
@@ -88,3 +98,19 @@ def scan_list():
     """Scans that failed, were retried or are stuck past their deadline."""
     rows = scans.list_scans_for_operator()
     return render("admin/scans.html", "scans_table", scans=rows)
+
+
+@bp.post("/scans/<int:scan_id>/retry")
+def scan_retry(scan_id: int):
+    """Start a failed scan over (a new scan of the same package)."""
+    try:
+        scan = scans.retry_scan(current_user, scan_id, address=request.remote_addr)
+    except NotFound:
+        raise
+    except ServiceError as error:
+        flash(str(error), "error")
+    else:
+        flash(
+            f"Scan #{scan.id} queued for {scan.version.asset.name} {scan.version.label}.", "success"
+        )
+    return redirect(url_for("admin.scan_list"))

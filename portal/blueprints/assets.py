@@ -61,16 +61,25 @@ def new():
         package = form.package.data
         try:
             version = assets.create_asset(
-                current_user, name=form.name.data, kind=form.kind.data,
-                description=form.description.data or "", version_label=form.version.data,
-                stream=package.stream, filename=package.filename,
-                submit=bool(form.submit_review.data), address=request.remote_addr,
+                current_user,
+                name=form.name.data,
+                kind=form.kind.data,
+                description=form.description.data or "",
+                version_label=form.version.data,
+                stream=package.stream,
+                filename=package.filename,
+                submit=bool(form.submit_review.data),
+                address=request.remote_addr,
             )
         except ValidationError as error:
             attach_error(form, error)
         else:
-            flash("Submitted for review: the scan is queued." if form.submit_review.data
-                  else "Saved in your draft box.", "success")
+            flash(
+                "Submitted for review: the scan is queued."
+                if form.submit_review.data
+                else "Saved in your draft box.",
+                "success",
+            )
             return redirect(url_for("assets.detail", asset_id=version.asset_id))
     return render_template("assets/new.html", form=form), 422 if form.errors else 200
 
@@ -105,8 +114,11 @@ def modify(version_id: int):
         package = form.package.data
         try:
             version = assets.modify_version(
-                current_user, version_id, stream=package.stream,
-                filename=package.filename, address=request.remote_addr,
+                current_user,
+                version_id,
+                stream=package.stream,
+                filename=package.filename,
+                address=request.remote_addr,
             )
         except ValidationError as error:
             attach_error(form, error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, render_template, request
@@ -51,7 +51,7 @@ def localtime(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if moment is None:
         return "—"
     zone = ZoneInfo(current_app.config.get("TIMEZONE", "UTC"))
-    return moment.replace(tzinfo=timezone.utc).astimezone(zone).strftime(fmt)
+    return moment.replace(tzinfo=UTC).astimezone(zone).strftime(fmt)
 
 
 def timezone_label() -> str:

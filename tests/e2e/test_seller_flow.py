@@ -66,8 +66,13 @@ def portal(services_env, _databases, test_output_dir) -> Iterator[Portal]:
     worker_log = test_output_dir / "e2e-worker.log"
     with worker_log.open("wb") as log:
         # The real worker, its scan stages held a moment so a 2 s poll sees them.
-        worker = subprocess.Popen([sys.executable, "-m", "tests.e2e.paced_worker"], cwd=ROOT,
-                                  env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.paced_worker"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield Portal(f"http://127.0.0.1:{server.server_port}", app, worker_log)
     finally:
@@ -254,7 +259,8 @@ def test_seller_flow(page, portal, screenshots):
     page.goto(base + "/assets/99999")
     shot("not-found")
     page.console_problems.remove(
-        "Failed to load resource: the server responded with a status of 404 (NOT FOUND)")
+        "Failed to load resource: the server responded with a status of 404 (NOT FOUND)"
+    )
 
     # Log out with the button (a POST with the CSRF token).
     page.get_by_role("button", name="Log out").click()

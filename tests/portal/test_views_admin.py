@@ -52,8 +52,15 @@ def test_nav_hides_operator_links_from_sellers(client, auth, factories):
 
 @pytest.mark.parametrize("role", ["reviewer", "operator"])
 def test_create_staff(client, operator, role):
-    response = client.post("/admin/users", data={"name": "Rita", "email": f"{role}@example.com",
-                                                 "password": "a long secret pw", "role": role})
+    response = client.post(
+        "/admin/users",
+        data={
+            "name": "Rita",
+            "email": f"{role}@example.com",
+            "password": "a long secret pw",
+            "role": role,
+        },
+    )
     assert response.status_code == 302
     user = db.session.query(User).filter_by(email=f"{role}@example.com").one()
     assert user.role is Role(role)
@@ -61,12 +68,26 @@ def test_create_staff(client, operator, role):
 
 def test_create_staff_messages(client, operator, factories):
     factories.user(email="taken@example.com")
-    response = client.post("/admin/users", data={"name": "Rita", "email": "taken@example.com",
-                                                 "password": "a long secret pw", "role": "reviewer"})
+    response = client.post(
+        "/admin/users",
+        data={
+            "name": "Rita",
+            "email": "taken@example.com",
+            "password": "a long secret pw",
+            "role": "reviewer",
+        },
+    )
     assert response.status_code == 422
     assert "already exists" in response.get_data(as_text=True)
-    response = client.post("/admin/users", data={"name": "Rita", "email": "r@example.com",
-                                                 "password": "a long secret pw", "role": "seller"})
+    response = client.post(
+        "/admin/users",
+        data={
+            "name": "Rita",
+            "email": "r@example.com",
+            "password": "a long secret pw",
+            "role": "seller",
+        },
+    )
     assert response.status_code == 422  # sellers register themselves
 
 
@@ -83,11 +104,13 @@ def test_change_role_and_deactivate(client, operator, factories):
 
 
 def test_an_operator_cannot_demote_or_disable_themselves(client, operator):
-    response = client.post(f"/admin/users/{operator.id}/role", data={"role": "seller"},
-                           follow_redirects=True)
+    response = client.post(
+        f"/admin/users/{operator.id}/role", data={"role": "seller"}, follow_redirects=True
+    )
     assert "You cannot remove your own operator role." in response.get_data(as_text=True)
-    response = client.post(f"/admin/users/{operator.id}/active", data={"active": "0"},
-                           follow_redirects=True)
+    response = client.post(
+        f"/admin/users/{operator.id}/active", data={"active": "0"}, follow_redirects=True
+    )
     assert "You cannot disable your own account." in response.get_data(as_text=True)
     db.session.refresh(operator)
     assert operator.role is Role.operator and operator.active
@@ -109,3 +132,18 @@ def test_scans_page_lists_failed_scans(client, operator, factories):
 
 def test_scans_page_when_all_is_well(client, operator):
     assert "All is well" in client.get("/admin/scans").get_data(as_text=True)
+
+
+def test_retry_a_failed_scan(client, operator, factories):
+    version = factories.version(status=VersionStatus.scanning, package="pkg-c-clean.tar.gz")
+    failed = factories.scan(version, state=ScanState.failed, attempts=3, error="clamd went away")
+    html = client.get("/admin/scans").get_data(as_text=True)
+    assert f'action="/admin/scans/{failed.id}/retry"' in html
+    response = client.post(f"/admin/scans/{failed.id}/retry", follow_redirects=True)
+    assert "queued for" in response.get_data(as_text=True)
+    db.session.refresh(version)
+    assert len(version.scans) == 2 and version.latest_scan.state is ScanState.queued
+    again = client.post(f"/admin/scans/{failed.id}/retry", follow_redirects=True)
+    assert "Only the latest scan of a version, once failed, can be retried." in again.get_data(
+        as_text=True
+    )

@@ -35,8 +35,13 @@ def world(factories) -> World:
     seller, other = factories.user(), factories.user()
     reviewer = factories.user(Role.reviewer)
     asset = factories.asset(seller, name="acme-agent")
-    version = factories.version(asset, label="1.0.0", status=VersionStatus.rejected,
-                                package=b"PK\x05\x06" + b"\0" * 18, package_name="agent.zip")
+    version = factories.version(
+        asset,
+        label="1.0.0",
+        status=VersionStatus.rejected,
+        package=b"PK\x05\x06" + b"\0" * 18,
+        package_name="agent.zip",
+    )
     scan = factories.scan(version, state=ScanState.done, verdict="rejected", progress=100)
     prefix = (seller.id, asset.id, version.id, scan.id)
     scan.report_key, scan.sbom_key = storage.report_key(*prefix), storage.sbom_key(*prefix)
@@ -63,20 +68,37 @@ def urls(world: World) -> dict[str, tuple[str, str]]:
     }
 
 
-ROUTES = ["detail", "delete_confirm", "delete", "modify_form", "modify", "submit", "status",
-          "status_fragment", "report", "sbom"]
+def package_file(name: str) -> tuple[io.BytesIO, str]:
+    """An upload: a corpus package by name, or junk bytes under any other name."""
+    path = PACKAGES / name
+    return io.BytesIO(path.read_bytes() if path.exists() else b"not a package at all"), name
+
+
+ROUTES = [
+    "detail",
+    "delete_confirm",
+    "delete",
+    "modify_form",
+    "modify",
+    "submit",
+    "status",
+    "status_fragment",
+    "report",
+    "sbom",
+]
 
 
 def call(client, world, route):
     method, url = urls(world)[route]
     headers = HX if route.endswith("_fragment") else {}
     if route == "modify":
-        data = {"package": (open(PACKAGES / "pkg-c-clean.tar.gz", "rb"), "pkg-c-clean.tar.gz")}
+        data = {"package": package_file("pkg-c-clean.tar.gz")}
         return client.post(url, data=data, headers=headers, content_type="multipart/form-data")
     return client.open(url, method=method, headers=headers)
 
 
 # --- who may see what ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_another_seller_gets_404_everywhere(client, auth, world, route):
@@ -97,8 +119,9 @@ def test_anonymous_visitors_are_sent_to_login(client, world, route):
     assert "/auth/login" in response.headers["Location"]
 
 
-@pytest.mark.parametrize("route", ["detail", "delete_confirm", "modify_form", "status", "report",
-                                   "sbom"])
+@pytest.mark.parametrize(
+    "route", ["detail", "delete_confirm", "modify_form", "status", "report", "sbom"]
+)
 def test_the_owner_sees_every_page(client, auth, world, route):
     auth.login_as(world.seller)
     response = call(client, world, route)
@@ -106,8 +129,17 @@ def test_the_owner_sees_every_page(client, auth, world, route):
     response.close()
 
 
-@pytest.mark.parametrize("route, code", [("detail", 200), ("report", 200), ("sbom", 200),
-                                         ("modify", 403), ("submit", 403), ("delete", 403)])
+@pytest.mark.parametrize(
+    "route, code",
+    [
+        ("detail", 200),
+        ("report", 200),
+        ("sbom", 200),
+        ("modify", 403),
+        ("submit", 403),
+        ("delete", 403),
+    ],
+)
 def test_a_reviewer_reads_but_never_changes(client, auth, world, route, code):
     auth.login_as(world.reviewer)
     response = call(client, world, route)
@@ -150,12 +182,15 @@ def test_no_report_before_a_scan(client, auth, factories):
 
 # --- My Assets: search, filter, sort, paginate, fragment ----------------------------------
 
+
 @pytest.fixture
 def shelf(factories):
     seller = factories.user()
     for i in range(23):
         asset = factories.asset(seller, name=f"tool-{i:02d}", kind="docker" if i % 2 else "binary")
-        factories.version(asset, status=VersionStatus.approved if i % 3 == 0 else VersionStatus.draft)
+        factories.version(
+            asset, status=VersionStatus.approved if i % 3 == 0 else VersionStatus.draft
+        )
     factories.asset(seller, name="zeta-agent")
     return seller
 
@@ -170,15 +205,16 @@ def test_my_assets_full_page_and_fragment(client, auth, shelf):
     fragment = client.get("/assets/", headers=HX)
     body = fragment.get_data(as_text=True)
     assert fragment.status_code == 200
-    assert "<html" not in body and "<nav class=\"mainnav\"" not in body
-    assert body.lstrip().startswith("<div id=\"assets-table\"")
+    assert "<html" not in body and '<nav class="mainnav"' not in body
+    assert body.lstrip().startswith('<div id="assets-table"')
     assert "HX-Request" in fragment.headers["Vary"]
 
 
 def test_history_restore_gets_the_full_page(client, auth, shelf):
     auth.login_as(shelf)
     body = client.get("/assets/", headers={**HX, "HX-History-Restore-Request": "true"}).get_data(
-        as_text=True)
+        as_text=True
+    )
     assert "<html" in body
 
 
@@ -226,13 +262,18 @@ def test_the_filter_form_works_with_and_without_javascript(client, auth, shelf):
 
 # --- Add Asset ----------------------------------------------------------------------------
 
+
 def add_asset(client, *, package="pkg-c-clean.tar.gz", submit=True, **fields):
-    data = {"category": "Application", "kind": "binary", "name": "acme-tool", "version": "1.0.0",
-            "description": "A tool.", **fields}
+    data = {
+        "category": "Application",
+        "kind": "binary",
+        "name": "acme-tool",
+        "version": "1.0.0",
+        "description": "A tool.",
+        **fields,
+    }
     if package is not None:
-        path = PACKAGES / package if (PACKAGES / package).exists() else None
-        stream = open(path, "rb") if path else io.BytesIO(b"not a package at all")
-        data["package"] = (stream, package)
+        data["package"] = package_file(package)
     data["submit_review" if submit else "save_draft"] = "1"
     return client.post("/assets/new", data=data, content_type="multipart/form-data")
 
@@ -241,9 +282,17 @@ def test_add_asset_form(client, auth, factories):
     auth.login_as(factories.user())
     html = client.get("/assets/new").get_data(as_text=True)
     assert_csp_safe(html)
-    for text in ("Application", "Binary package", "Docker image package", "Save as draft",
-                 "Submit for review", 'enctype="multipart/form-data"', 'accept=".zip,.tar,.tar.gz',
-                 'pattern="[A-Za-z0-9_\\(\\)\\-]+"', "Use letters, digits, - _ ( ) only"):
+    for text in (
+        "Application",
+        "Binary package",
+        "Docker image package",
+        "Save as draft",
+        "Submit for review",
+        'enctype="multipart/form-data"',
+        'accept=".zip,.tar,.tar.gz',
+        'pattern="[A-Za-z0-9_\\(\\)\\-]+"',
+        "Use letters, digits, - _ ( ) only",
+    ):
         assert text in html, text
 
 
@@ -273,17 +322,20 @@ def test_save_as_draft(client, auth, factories):
     assert ">Submit for review</button>" in page
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"name": "bad name!"}, "Invalid name. Use letters, digits, - _ ( ) only"),
-    ({"name": "naïve"}, "Invalid name."),
-    ({"name": "a\nb"}, "Invalid name."),
-    ({"name": ""}, "This field is required."),
-    ({"version": ""}, "This field is required."),
-    ({"version": "1 0"}, "The version must start with a letter or digit"),
-    ({"kind": "rpm"}, "Not a valid choice"),
-    ({"package": "app.rar"}, "The package must be a .zip, .tar or .tar.gz file."),
-    ({"package": None}, "Choose a package file."),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"name": "bad name!"}, "Invalid name. Use letters, digits, - _ ( ) only"),
+        ({"name": "naïve"}, "Invalid name."),
+        ({"name": "a\nb"}, "Invalid name."),
+        ({"name": ""}, "This field is required."),
+        ({"version": ""}, "This field is required."),
+        ({"version": "1 0"}, "The version must start with a letter or digit"),
+        ({"kind": "rpm"}, "Not a valid choice"),
+        ({"package": "app.rar"}, "The package must be a .zip, .tar or .tar.gz file."),
+        ({"package": None}, "Choose a package file."),
+    ],
+)
 def test_add_asset_messages(client, auth, factories, fields, message):
     seller = factories.user()
     auth.login_as(seller)
@@ -299,7 +351,7 @@ def test_add_asset_messages(client, auth, factories, fields, message):
 def test_a_fake_package_is_refused_by_content(client, auth, factories):
     auth.login_as(factories.user())
     html = add_asset(client, package="fake.zip").get_data(as_text=True)
-    errors = re.search(r'<ul class="field-errors" id="package-errors">(.*?)</ul>', html, re.S)
+    errors = re.search(r'<ul class="field-errors" id="package-errors">(.*?)</ul>', html, re.DOTALL)
     assert errors and errors.group(1).strip()
 
 
@@ -312,22 +364,32 @@ def test_a_duplicate_name_is_refused(client, auth, world):
 
 # --- the asset page -----------------------------------------------------------------------
 
+
 def test_version_information_table(client, auth, world):
     auth.login_as(world.seller)
     page = client.get(f"/assets/{world.asset.id}")
     html = page.get_data(as_text=True)
     assert_csp_safe(html)
-    for text in ("Version information", "agent.zip", "22 B", world.version.package_sha256,
-                 "Rejected", "Download report", "Download SBOM", ">Modify</a>"):
+    for text in (
+        "Version information",
+        "agent.zip",
+        "22 B",
+        world.version.package_sha256,
+        "Rejected",
+        "Download report",
+        "Download SBOM",
+        ">Modify</a>",
+    ):
         assert text in html, text
     fragment = client.get(f"/assets/{world.asset.id}", headers=HX).get_data(as_text=True)
     assert "<html" not in fragment and "Version information" in fragment
-    assert fragment.lstrip().startswith("<section class=\"card\" id=\"versions\"")
+    assert fragment.lstrip().startswith('<section class="card" id="versions"')
     assert 'hx-trigger="scan-finished from:body"' in fragment
     assert "Basic information" not in fragment
 
 
 # --- the live badge -----------------------------------------------------------------------
+
 
 def badge_html(client, version_id, headers=HX):
     response = client.get(f"/assets/versions/{version_id}/status", headers=headers)
@@ -335,10 +397,13 @@ def badge_html(client, version_id, headers=HX):
     return response
 
 
-@pytest.mark.parametrize("status, scan_state, stage, label", [
-    (VersionStatus.scanning, ScanState.queued, None, "Queued"),
-    (VersionStatus.scanning, ScanState.running, "virus", "Scanning"),
-])
+@pytest.mark.parametrize(
+    "status, scan_state, stage, label",
+    [
+        (VersionStatus.scanning, ScanState.queued, None, "Queued"),
+        (VersionStatus.scanning, ScanState.running, "virus", "Scanning"),
+    ],
+)
 def test_a_running_badge_polls(client, auth, factories, status, scan_state, stage, label):
     seller = factories.user()
     version = factories.version(factories.asset(seller), status=status)
@@ -353,15 +418,21 @@ def test_a_running_badge_polls(client, auth, factories, status, scan_state, stag
     assert "HX-Trigger" not in response.headers
     assert "HX-Request" in response.headers["Vary"]
     if stage:
-        assert "virus scan 57%" in html and '<progress class="badge-progress" max="100" value="57"' in html
+        assert (
+            "virus scan 57%" in html
+            and '<progress class="badge-progress" max="100" value="57"' in html
+        )
 
 
-@pytest.mark.parametrize("status, label, css", [
-    (VersionStatus.draft, "Draft", "status-draft"),
-    (VersionStatus.approved, "Approved", "status-approved"),
-    (VersionStatus.rejected, "Rejected", "status-rejected"),
-    (VersionStatus.reviewing, "Reviewing", "status-reviewing"),
-])
+@pytest.mark.parametrize(
+    "status, label, css",
+    [
+        (VersionStatus.draft, "Draft", "status-draft"),
+        (VersionStatus.approved, "Approved", "status-approved"),
+        (VersionStatus.rejected, "Rejected", "status-rejected"),
+        (VersionStatus.reviewing, "Reviewing", "status-reviewing"),
+    ],
+)
 def test_a_finished_badge_does_not_poll(client, auth, factories, status, label, css):
     seller = factories.user()
     version = factories.version(factories.asset(seller), status=status)
@@ -386,10 +457,11 @@ def test_the_page_refreshes_its_tables_when_a_scan_finishes(client, auth, world)
     index = client.get("/assets/").get_data(as_text=True)
     assert re.search(r'id="assets-table"[^>]*hx-trigger="scan-finished from:body"', index)
     detail = client.get(f"/assets/{world.asset.id}").get_data(as_text=True)
-    assert re.search(r'id="versions"[^>]*hx-get="/assets/%d"' % world.asset.id, detail)
+    assert re.search(rf'id="versions"[^>]*hx-get="/assets/{world.asset.id}"', detail)
 
 
 # --- submit, modify, delete ---------------------------------------------------------------
+
 
 def test_submit_a_draft(client, auth, factories):
     seller = factories.user()
@@ -399,19 +471,22 @@ def test_submit_a_draft(client, auth, factories):
     assert response.status_code == 302
     db.session.refresh(version)
     assert version.status is VersionStatus.scanning
-    events = db.session.query(AuditEvent).filter_by(action="version.submit",
-                                                     subject_id=version.id).all()
+    events = (
+        db.session.query(AuditEvent).filter_by(action="version.submit", subject_id=version.id).all()
+    )
     assert len(events) == 1 and events[0].actor_id == seller.id
 
 
 def test_submitting_twice_is_explained(client, auth, factories):
     seller = factories.user()
-    version = factories.version(factories.asset(seller), status=VersionStatus.scanning,
-                                package="pkg-c-clean.tar.gz")
+    version = factories.version(
+        factories.asset(seller), status=VersionStatus.scanning, package="pkg-c-clean.tar.gz"
+    )
     auth.login_as(seller)
     response = client.post(f"/assets/versions/{version.id}/submit", follow_redirects=True)
     assert "Only a draft, a rejected or an approved version can be submitted." in response.get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
 def test_modify_replaces_the_package_and_rescans(client, auth, world):
@@ -421,30 +496,40 @@ def test_modify_replaces_the_package_and_rescans(client, auth, world):
     assert response.status_code == 302
     db.session.refresh(world.version)
     assert world.version.status is VersionStatus.scanning
-    assert world.version.package_name == "pkg-c-clean.tar.gz" and world.version.package_key != old_key
+    assert (
+        world.version.package_name == "pkg-c-clean.tar.gz" and world.version.package_key != old_key
+    )
 
 
 def test_modify_is_refused_while_scanning(client, auth, factories):
     seller = factories.user()
-    version = factories.version(factories.asset(seller), status=VersionStatus.scanning,
-                                package="pkg-c-clean.tar.gz")
+    version = factories.version(
+        factories.asset(seller), status=VersionStatus.scanning, package="pkg-c-clean.tar.gz"
+    )
     factories.scan(version, state=ScanState.running, stage="unpack", progress=20)
     auth.login_as(seller)
     page = client.get(f"/assets/{version.asset_id}").get_data(as_text=True)
-    assert re.search(r'<button type="button" class="btn btn-small btn-secondary" disabled[^>]*>Modify', page)
-    response = client.post(f"/assets/versions/{version.id}/modify", content_type="multipart/form-data",
-                           data={"package": (open(PACKAGES / "pkg-c-clean.tar.gz", "rb"),
-                                             "pkg-c-clean.tar.gz")})
+    assert re.search(
+        r'<button type="button" class="btn btn-small btn-secondary" disabled[^>]*>Modify', page
+    )
+    response = client.post(
+        f"/assets/versions/{version.id}/modify",
+        content_type="multipart/form-data",
+        data={"package": package_file("pkg-c-clean.tar.gz")},
+    )
     assert response.status_code == 422
     assert "Only a draft, a rejected or an approved version can be submitted." in response.get_data(
-        as_text=True)
+        as_text=True
+    )
 
 
 def test_modify_form_messages(client, auth, world):
     auth.login_as(world.seller)
-    response = client.post(f"/assets/versions/{world.version.id}/modify",
-                           data={"package": (io.BytesIO(b"x"), "notes.txt")},
-                           content_type="multipart/form-data")
+    response = client.post(
+        f"/assets/versions/{world.version.id}/modify",
+        data={"package": (io.BytesIO(b"x"), "notes.txt")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 422
     assert "The package must be a .zip, .tar or .tar.gz file." in response.get_data(as_text=True)
 
@@ -468,7 +553,9 @@ def test_delete_is_disabled_with_its_reason_and_refused(client, auth, factories,
     auth.login_as(world.seller)
     reason = "A product uses a version of this asset; remove it from the product first."
     page = client.get(f"/assets/{world.asset.id}").get_data(as_text=True)
-    assert re.search(r'<button type="button" class="btn btn-small btn-danger" disabled[^>]*>Delete', page)
+    assert re.search(
+        r'<button type="button" class="btn btn-small btn-danger" disabled[^>]*>Delete', page
+    )
     assert reason in page
     confirm = client.get(f"/assets/{world.asset.id}/delete").get_data(as_text=True)
     assert reason in confirm and f'action="/assets/{world.asset.id}/delete"' not in confirm
@@ -483,4 +570,5 @@ def test_too_large_upload_is_a_clear_413(app, client, auth, factories):
     response = add_asset(client)
     assert response.status_code == 413
     assert "larger than the 1 GiB that can be uploaded through this form" in response.get_data(
-        as_text=True)
+        as_text=True
+    )

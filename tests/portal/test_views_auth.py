@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from portal.models import Role, User
 from tests.portal.factories import PASSWORD
 
@@ -12,8 +13,13 @@ def signed_in(client) -> bool:
 
 
 def register(client, **fields):
-    data = {"name": "Sally Seller", "email": "sally@example.com", "password": PASSWORD,
-            "confirm": PASSWORD, **fields}
+    data = {
+        "name": "Sally Seller",
+        "email": "sally@example.com",
+        "password": PASSWORD,
+        "confirm": PASSWORD,
+        **fields,
+    }
     return client.post("/auth/register", data=data)
 
 
@@ -28,12 +34,15 @@ def test_register_creates_a_seller_and_signs_in(client, app):
     assert signed_in(client)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"email": "not-an-email"}, "Invalid email address."),
-    ({"password": "short", "confirm": "short"}, "Use at least 10 characters."),
-    ({"confirm": "something else entirely"}, "The passwords differ."),
-    ({"name": ""}, "This field is required."),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"email": "not-an-email"}, "Invalid email address."),
+        ({"password": "short", "confirm": "short"}, "Use at least 10 characters."),
+        ({"confirm": "something else entirely"}, "The passwords differ."),
+        ({"name": ""}, "This field is required."),
+    ],
+)
 def test_register_shows_field_messages(client, fields, message):
     response = register(client, **fields)
     assert response.status_code == 422

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from portal.models import Asset, VersionStatus
 from portal.extensions import db
+from portal.models import Asset, VersionStatus
 from tests.portal.factories import PASSWORD
 
 
@@ -30,8 +30,9 @@ def test_login_without_a_token_is_refused(client, factories):
 def test_login_with_the_form_token(client, factories):
     user = factories.user()
     token = token_from(client.get("/auth/login").get_data(as_text=True))
-    response = client.post("/auth/login", data={"email": user.email, "password": PASSWORD,
-                                                 "csrf_token": token})
+    response = client.post(
+        "/auth/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 302
 
 
@@ -41,8 +42,11 @@ def test_state_changes_need_the_token(client, auth, factories, action):
     asset = factories.asset(seller)
     version = factories.version(asset, package="pkg-c-clean.tar.gz")
     auth.login_as(seller)
-    url = {"submit": f"/assets/versions/{version.id}/submit",
-           "delete": f"/assets/{asset.id}/delete", "logout": "/auth/logout"}[action]
+    url = {
+        "submit": f"/assets/versions/{version.id}/submit",
+        "delete": f"/assets/{asset.id}/delete",
+        "logout": "/auth/logout",
+    }[action]
     assert client.post(url).status_code == 400
     db.session.expire_all()
     assert db.session.get(Asset, asset.id) is not None
@@ -54,6 +58,9 @@ def test_state_changes_need_the_token(client, auth, factories, action):
 
 def test_an_upload_without_a_token_is_refused(client, auth, factories):
     auth.login_as(factories.user())
-    response = client.post("/assets/new", data={"name": "x", "version": "1", "kind": "binary"},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/assets/new",
+        data={"name": "x", "version": "1", "kind": "binary"},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 400

@@ -17,8 +17,14 @@ def test_security_headers_on_every_page(client):
     response = client.get("/auth/login")
     assert response.status_code == 200
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
-    for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'",
-                      "frame-ancestors 'none'", "form-action 'self'", "base-uri 'self'"):
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'self'",
+    ):
         assert directive in response.headers["Content-Security-Policy"]
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -51,7 +57,7 @@ def test_pages_carry_no_inline_script_or_style(client, path):
     html = client.get(path).get_data(as_text=True)
     assert_csp_safe(html)
     assert '<meta name="csrf-token" content="' in html
-    assert "<meta name=\"htmx-config\" content='{\"includeIndicatorStyles\": false" in html
+    assert '<meta name="htmx-config" content=\'{"includeIndicatorStyles": false' in html
     assert '<script src="/static/htmx.min.js" defer></script>' in html
     assert '<script src="/static/app.js" defer></script>' in html
     assert '<link rel="stylesheet" href="/static/assay.css">' in html
