@@ -107,6 +107,10 @@ def _extract(
         # A text descriptor only names extent files; they are members of the package
         # in their own right and are opened as such. Never let a tool follow the names.
         return []
+    if fmt in QEMU_FORMATS and depth == 0:
+        refusal = _refers_elsewhere(fmt, path)
+        if refusal:
+            return [Problem("", f"{fmt} image could not be opened: {refusal}")]
     binary = tool()
     if binary is None:
         return [Problem("", "7-Zip (7zz) is not installed")]
@@ -333,6 +337,54 @@ def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock)
         return _extract("mbr", raw, outdir, budget, clock, depth=1)
     finally:
         remove_tree(stage)
+
+
+def _refers_elsewhere(fmt: str, path: Path) -> str | None:
+    """Why a virtual disk must not be opened at all: it names a parent or extent file.
+
+    Differencing disks (qcow2 backing files, VHD/VHDX/VDI parents, VMDK parent
+    hints) are refused before 7-Zip or qemu-img sees them, so no tool ever opens a
+    file by a name the seller chose. ``qemu-img info`` reads headers only.
+    """
+    if _has_parent(fmt, path):
+        return "it is a differencing disk that refers to a parent file outside the package"
+    qemu = shutil.which("qemu-img")
+    if qemu is None:
+        return None
+    info = run_tool([qemu, "info", "--output=json", "-f", QEMU_FORMATS[fmt], str(path.resolve())], timeout=60)
+    if info.returncode != 0:
+        return None  # unreadable headers: 7-Zip decides, the fallback re-checks
+    try:
+        data = json.loads(info.stdout)
+    except ValueError:
+        return None
+    if data.get("backing-filename") or data.get("full-backing-filename"):
+        return "it is a differencing disk that refers to a parent file outside the package"
+    return None
+
+
+#: VHDX metadata item "Parent Locator" (A8D35F2D-B30B-454D-ABF7-D3D84834AB0C), as stored.
+VHDX_PARENT_LOCATOR = bytes.fromhex("2d5fd3a80bb34d45abf7d3d84834ab0c")
+VHD_DIFFERENCING, VDI_DIFFERENCING = 4, 4
+
+
+def _has_parent(fmt: str, path: Path) -> bool:
+    """Read the header fields that say "differencing disk", format by format."""
+    with open(path, "rb") as fh:
+        head = fh.read(8 * 1024 * 1024)
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - 512))
+        tail = fh.read(512)
+    if fmt == "vhd":
+        footer = head[:512] if head.startswith(b"conectix") else tail
+        return len(footer) >= 64 and int.from_bytes(footer[60:64], "big") == VHD_DIFFERENCING
+    if fmt == "vdi":
+        return len(head) >= 0x50 and int.from_bytes(head[0x4C:0x50], "little") == VDI_DIFFERENCING
+    if fmt == "vhdx":
+        return VHDX_PARENT_LOCATOR in head
+    if fmt == "vmdk":
+        return b"parentFileNameHint" in head[:64 * 1024]
+    return False
 
 
 def _unsafe_for_qemu(info_json: str, path: Path, budget: Budget) -> str | None:

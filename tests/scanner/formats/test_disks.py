@@ -131,7 +131,7 @@ def test_backing_file_is_never_read(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     problems = extract("qcow2", overlay, out, limits=Limits())
-    assert problems and "backing file" in problems[0].reason
+    assert problems and "parent file" in problems[0].reason
     assert list(out.iterdir()) == []
 
 
@@ -156,4 +156,21 @@ def test_vmdk_descriptor_never_reads_the_files_it_names(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert extract("vmdk", descriptor, out, limits=Limits()) == []
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt,driver", [("vhd", "vpc"), ("vdi", "vdi")])
+def test_differencing_disks_are_refused(tmp_path, fmt, driver):
+    disk = tmp_path / f"disk.{fmt}"
+    run("qemu-img", "convert", "-O", driver, mbr_disk(tmp_path), disk)
+    data = bytearray(disk.read_bytes())
+    if fmt == "vhd":  # disk type in the footer and in its copy at the start
+        data[60:64] = data[-452:-448] = (4).to_bytes(4, "big")
+    else:
+        data[0x4C:0x50] = (4).to_bytes(4, "little")
+    disk.write_bytes(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    problems = extract(fmt, disk, out, limits=Limits())
+    assert problems and "differencing disk" in problems[0].reason
     assert list(out.iterdir()) == []
