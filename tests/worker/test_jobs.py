@@ -174,3 +174,30 @@ def _wait_for(check, timeout: float) -> None:
             return
         time.sleep(0.02)
     pytest.fail("timed out")
+
+
+def test_a_dead_virus_engine_is_retried_by_the_queue_and_never_decides(app, factories, redis_conn):
+    from ops.services import free_port
+
+    app.config.update(CLAMD_ADDRESS=f"tcp://127.0.0.1:{free_port()}", SCAN_MAX_ATTEMPTS=2)
+    version = _add(factories.user(), "pkg-c-clean.tar.gz")
+    _work(redis_conn)  # the queue retries the failed job at once (backoff 0 in tests)
+    db.session.refresh(version)
+    scan = version.latest_scan
+    assert scan.state is ScanState.failed and scan.attempts == 2
+    assert "clamd" in scan.error.lower() and version.status is VersionStatus.scanning
+    assert AuditEvent.query.filter_by(action="scan.failed").count() == 1
+
+
+def test_the_scheduler_runs_each_periodic_job_once_per_period(app, factories, redis_conn):
+    from worker.__main__ import run_scheduler
+
+    reachable = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    version = _add(factories.user(), "pkg-c-clean.tar.gz")  # Redis "down": kept in the outbox
+    app.config["REDIS_URL"] = reachable
+    run_scheduler(app, "scheduler-a", tick=0, rounds=1)
+    assert version.latest_scan.enqueued_at is not None
+    assert not queue.claim_period("worker.jobs.drain_outbox", 10, "scheduler-b")
+    assert queue.claim_period("worker.jobs.unknown", 10, "scheduler-b")
+    assert Queue(queue.QUEUE_NAME, connection=redis_conn).count == 1
