@@ -31,7 +31,7 @@ from .engines.clamav import (
     limits_for,
 )
 from .engines.clamd import ClamdTimeout, ClamdUnreachable, Session, request
-from .engines.yara_rules import MATCH_TIMEOUT, RuleSet, load_rules
+from .engines.yara_rules import HEAD_BYTES, MATCH_TIMEOUT, RuleSet, load_rules
 from .model import NEST, Finding, Progress, Settings
 
 #: Parallel clamd sessions: clamd scans on its own threads, so a few
@@ -187,10 +187,10 @@ def _each(pool: ThreadPoolExecutor, threads: int, indexes: list[int], work) -> N
 
 def _yara_match(rules: RuleSet, path: Path) -> list[str]:
     with open(path, "rb") as f:
-        head = f.read(6)
+        head = f.read(HEAD_BYTES)
     if head.startswith(COMPRESSED_MAGIC):
         return []
-    return rules.match(path)
+    return rules.match(path, head)
 
 
 class _ClamdScan:

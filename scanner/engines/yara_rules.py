@@ -2,11 +2,16 @@
 
 ClamAV runs the rules it understands too, but it skips rules that use modules
 (``import "pe"``) or have no strings; yara-python runs every rule.
+
+Rule files that import a module are matched on executables only (PE, ELF,
+Mach-O): loading a module costs more per file than all the other rules
+together, and the executable-format modules have nothing to say elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +23,20 @@ from .clamav import SIGNATURE_DIR
 #: A match on a large file must not hold a worker forever.
 MATCH_TIMEOUT = 120
 RULE_SUFFIXES = (".yar", ".yara")
+IMPORT = re.compile(rb'^\s*import\s+"', re.MULTILINE)
+EXECUTABLE_MAGIC = (
+    b"MZ", b"\x7fELF",
+    b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+)
+#: Enough of a file's start to recognise what :func:`RuleSet.match` needs.
+HEAD_BYTES = 8
 
 
 @dataclass(frozen=True)
 class RuleSet:
-    rules: yara.Rules
+    plain: yara.Rules | None  # rule files without imports: every file
+    modules: yara.Rules | None  # rule files with imports: executables only
     count: int
     digest: str  # sha256 over the rule files' names and content
 
@@ -30,12 +44,18 @@ class RuleSet:
     def version(self) -> str:
         return f"{yara.__version__} ({self.count} rules, sha256:{self.digest[:12]})"
 
-    def match(self, path: Path, timeout: int = MATCH_TIMEOUT) -> list[str]:
+    def match(self, path: Path, head: bytes, timeout: int = MATCH_TIMEOUT) -> list[str]:
         """Signature names (``YARA.<rule>``) of the rules that match ``path``.
 
+        ``head`` is the file's first bytes (at least :data:`HEAD_BYTES`).
         Raises ``yara.Error`` (``yara.TimeoutError`` included) when it cannot tell.
         """
-        return sorted({f"YARA.{m.rule}" for m in self.rules.match(str(path), timeout=timeout)})
+        matches = []
+        if self.plain is not None:
+            matches += self.plain.match(str(path), timeout=timeout)
+        if self.modules is not None and head.startswith(EXECUTABLE_MAGIC):
+            matches += self.modules.match(str(path), timeout=timeout)
+        return sorted({f"YARA.{m.rule}" for m in matches})
 
 
 def rule_files(extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
@@ -64,8 +84,12 @@ def load_rules(extra_dirs: tuple[Path, ...] = ()) -> RuleSet:
 
 def _compile(files: list[Path]) -> RuleSet:
     digest = hashlib.sha256()
+    plain, modules = {}, {}
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    # One namespace per file, so two files may both define a rule of the same name.
-    rules = yara.compile(filepaths={str(p): str(p) for p in files})
-    return RuleSet(rules=rules, count=sum(1 for _ in rules), digest=digest.hexdigest())
+        text = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + text + b"\0")
+        # One namespace per file, so two files may both define a rule of the same name.
+        (modules if IMPORT.search(text) else plain)[str(path)] = str(path)
+    compiled = [yara.compile(filepaths=group) if group else None for group in (plain, modules)]
+    count = sum(sum(1 for _ in rules) for rules in compiled if rules is not None)
+    return RuleSet(plain=compiled[0], modules=compiled[1], count=count, digest=digest.hexdigest())

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import threading
 import zipfile
@@ -373,6 +374,35 @@ def test_rule_clamav_cannot_run_is_matched_by_yara(tmp_path, clamd):
 
     assert [(f.signature, f.engine) for f in findings] == [
         ("YARA.Assay_Test_ConditionOnly", "yara")
+    ]
+
+
+def tiny_dll(export: str) -> bytes:
+    """A minimal PE32 DLL whose export table names one function, ``export``."""
+    rva, size = 0x1000, 0x200
+    funcs, names, ords = rva + 40, rva + 44, rva + 48
+    name_at, dll_at = rva + 50, rva + 51 + len(export)
+    body = struct.pack("<IIHHIIIIIII", 0, 0, 0, 0, dll_at, 1, 1, 1, funcs, names, ords)
+    body += struct.pack("<IIH", rva, name_at, 0) + export.encode() + b"\0x.dll\0"
+    dos = b"MZ".ljust(0x3C, b"\0") + struct.pack("<I", 0x40)
+    coff = b"PE\0\0" + struct.pack("<HHIIIHH", 0x14C, 1, 0, 0, 0, 0xE0, 0x2102)  # a DLL
+    optional = struct.pack(
+        "<HBBIIIIIIIIIHHHHHHIIIIHHIIIIII", 0x10B, 1, 0, 0, size, 0, 0, rva, rva, 0x10000000,
+        0x1000, 0x200, 4, 0, 0, 0, 4, 0, 0, 0x2000, 0x200, 0, 2, 0, 0x100000, 0x1000,
+        0x100000, 0x1000, 0, 16,
+    ) + struct.pack("<II", rva, size) + bytes(8 * 15)  # data directory 0: exports
+    section = struct.pack("<8sIIIIIIHHI", b".edata", size, rva, size, 0x200, 0, 0, 0, 0, 0x40000040)
+    return (dos + coff + optional + section).ljust(0x200, b"\0") + body.ljust(size, b"\0")
+
+
+def test_pe_module_rule_is_matched_by_yara(tmp_path, settings):
+    implant = member(write(tmp_path / "implant.dll", tiny_dll("ReflectiveLoader")))
+    plain = member(write(tmp_path / "plain.dll", tiny_dll("DllRegisterServer")))
+
+    findings, _ = scan_members([implant, plain], settings)
+
+    assert [(f.location, f.signature, f.engine) for f in findings] == [
+        ("pkg.zip!/implant.dll", "YARA.Assay_PE_ReflectiveLoader", "yara")
     ]
 
 
