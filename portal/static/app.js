@@ -10,4 +10,16 @@
       event.detail.headers["X-CSRFToken"] = meta.content;
     }
   });
+
+  // Refuse a package over the form limit before the upload starts, with the server's words.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-max-bytes]")) {
+      return;
+    }
+    var limit = Number(input.dataset.maxBytes);
+    var file = input.files && input.files[0];
+    input.setCustomValidity(file && file.size > limit ? input.dataset.tooLarge : "");
+    input.reportValidity();
+  });
 })();

@@ -291,6 +291,7 @@ def test_add_asset_form(client, auth, factories):
         'enctype="multipart/form-data"',
         'accept=".zip,.tar,.tar.gz',
         'pattern="[A-Za-z0-9_\\(\\)\\-]+"',
+        'data-max-bytes="1073741824"',
         "Use letters, digits, - _ ( ) only",
     ):
         assert text in html, text
