@@ -268,6 +268,8 @@ def test_unreachable_clamd_fails_closed(tmp_path):
         assert [(f.location, f.engine, f.blocking) for f in unscanned] == [
             ("pkg.zip", "clamav", True)
         ]
+        # The worker recognises a dead engine by these words and retries instead of rejecting.
+        assert unscanned[0].summary.startswith("ClamAV unavailable")
         assert "3 of 3 files were not scanned" in unscanned[0].summary
         assert engines["clamav"].startswith("unavailable")
         # YARA still ran.
