@@ -1,0 +1,43 @@
+"""Scan one package in a process of its own, so its peak RSS can be read alone.
+
+``python -m tests.bench.scan_child PACKAGE --clamd ADDRESS --osv DIR --scratch DIR``
+prints one JSON line: seconds spent in ``scan_package``, the verdict and the
+virus locations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from scanner.model import Settings
+from scanner.osv import OsvDatabase
+from scanner.pipeline import scan_package
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("package", type=Path)
+    parser.add_argument("--clamd", required=True)
+    parser.add_argument("--osv", type=Path, required=True)
+    parser.add_argument("--scratch", type=Path, required=True)
+    args = parser.parse_args()
+    settings = Settings(osv_paths=(args.osv,), clamd=args.clamd, scratch_dir=args.scratch)
+    osv = OsvDatabase.load(settings.osv_paths)
+    started = time.perf_counter()
+    result = scan_package(args.package, settings, osv=osv)
+    seconds = time.perf_counter() - started
+    print(json.dumps({
+        "seconds": seconds,
+        "verdict": result.verdict,
+        "components": len(result.components),
+        "viruses": sorted(f.location for f in result.findings if f.type == "virus"),
+        "unscanned": sorted(f"{f.location}: {f.summary}"
+                            for f in result.findings if f.type == "unscanned"),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Scan time, memory and scratch space of Assay against the raw tools, on one machine.
+
+For each generated mixed package (sizes from ``ASSAY_BENCH_SIZES``, default
+``100m,1g``; ``5g`` works too) this measures, against one clamd started for the
+benchmark:
+
+- raw: ``bsdtar -xf`` into a scratch directory, then ``clamdscan --multiscan``
+  over it (clamd reads the files itself and opens nested archives itself);
+- Assay: ``scan_package`` in a process of its own (its peak RSS is read with
+  ``wait4``), with the scratch directory polled for its peak size.
+
+Figures are printed and recorded (``make bench`` writes them to
+``var/bench/results.json``); nothing here asserts a time. The only assertions
+are about correctness: both sides find the EICAR file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ops.clamd import start_clamd
+
+from .packages import EICAR_LOCATION, ROOT, mixed_package, remove_tree
+
+pytestmark = pytest.mark.bench
+
+SIZES = [s.strip() for s in os.environ.get("ASSAY_BENCH_SIZES", "100m,1g").split(",") if s.strip()]
+WORK = ROOT / "var" / "bench" / "work"
+OSV = ROOT / "tests" / "data" / "corpus" / "osv"
+MB = 1024**2
+
+
+@pytest.fixture(scope="module")
+def bench_clamd(tmp_path_factory):
+    """One clamd with Assay's configuration, shared by the raw tools and Assay."""
+    service = start_clamd(tmp_path_factory.mktemp("bench-clamd"))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def work_dir():
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
+    try:
+        yield path
+    finally:
+        remove_tree(path)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
+    package = mixed_package(size)
+    raw = _raw_tools(package, bench_clamd, work_dir / "raw")
+    assay = _assay(package, bench_clamd, work_dir / "assay")
+
+    ratio = assay["seconds"] / raw["seconds"]
+    print(
+        f"\n[{size}] package {package.stat().st_size / MB:.0f} MB, 2 cores ({os.cpu_count()} here)\n"
+        f"  raw   bsdtar -xf + clamdscan --multiscan: {raw['seconds']:7.1f} s, "
+        f"scratch peak {raw['scratch_mb']:6.0f} MB\n"
+        f"  assay scan_package:                     {assay['seconds']:7.1f} s, "
+        f"scratch peak {assay['scratch_mb']:6.0f} MB, peak RSS {assay['rss_mb']:.0f} MB\n"
+        f"  ratio assay / raw = {ratio:.2f}"
+    )
+    bench_record(f"scan_vs_raw_ratio_{size}", round(ratio, 3), "x")
+    bench_record(f"scan_seconds_{size}", round(assay["seconds"], 1), "s")
+    bench_record(f"raw_seconds_{size}", round(raw["seconds"], 1), "s")
+    bench_record(f"scan_peak_rss_mb_{size}", round(assay["rss_mb"], 1), "MB")
+    bench_record(f"scratch_peak_mb_{size}", round(assay["scratch_mb"], 1), "MB")
+    bench_record(f"raw_scratch_peak_mb_{size}", round(raw["scratch_mb"], 1), "MB")
+
+    assert raw["found_eicar"], "clamdscan did not find the EICAR file"
+    assert assay["verdict"] == "rejected"
+    assert any(v.startswith(f"{package.name}!/{EICAR_LOCATION.split('!/')[0]}")
+               for v in assay["viruses"]), assay["viruses"]
+
+
+def _raw_tools(package: Path, clamd, target: Path) -> dict:
+    """``bsdtar -xf`` then ``clamdscan --multiscan`` against the same clamd."""
+    target.mkdir()
+    with _ScratchPeak(target) as peak:
+        started = time.perf_counter()
+        subprocess.run(["bsdtar", "-xf", str(package), "-C", str(target)], check=True)
+        scan = subprocess.run(
+            ["clamdscan", f"--config-file={clamd.extra['config']}", "--multiscan",
+             "--no-summary", "--infected", str(target)],
+            capture_output=True, text=True,
+        )
+        seconds = time.perf_counter() - started
+    if scan.returncode not in (0, 1):
+        pytest.fail(f"clamdscan failed ({scan.returncode}): {scan.stderr or scan.stdout}")
+    remove_tree(target)
+    return {"seconds": seconds, "scratch_mb": peak.mb, "found_eicar": "FOUND" in scan.stdout}
+
+
+def _assay(package: Path, clamd, scratch: Path) -> dict:
+    """``scan_package`` in a child process; its peak RSS comes from ``wait4``."""
+    scratch.mkdir()
+    args = [sys.executable, "-m", "tests.bench.scan_child", str(package),
+            "--clamd", clamd.address, "--osv", str(OSV), "--scratch", str(scratch)]
+    with _ScratchPeak(scratch) as peak:
+        child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = child.stdout.read(), child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        pytest.fail(f"scan failed ({child.returncode}): {err.decode(errors='replace')[-2000:]}")
+    result = json.loads(out)
+    return {**result, "rss_mb": usage.ru_maxrss / 1024, "scratch_mb": peak.mb}
+
+
+class _ScratchPeak:
+    """Polls the disk space used under a directory, keeping the largest figure."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.peak = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    @property
+    def mb(self) -> float:
+        return self.peak / MB
+
+    def __enter__(self) -> "_ScratchPeak":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _poll(self) -> None:
+        while not self.done.wait(self.INTERVAL):
+            self.peak = max(self.peak, _disk_usage(self.path))
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        pass  # removed while it was counted
+        except OSError:
+            pass
+    return total
