@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app()
     jobs.set_app(app)
+    _ensure_bucket(app)
     name = f"{socket.gethostname()}.{os.getpid()}"
     scheduler = None
     if not args.no_scheduler:
@@ -96,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             scheduler.terminate()
             scheduler.join(10)
     return 0
+
+
+def _ensure_bucket(app) -> None:
+    from portal import storage
+
+    with app.app_context():
+        try:
+            storage.ensure_bucket()
+        except Exception as exc:  # noqa: BLE001 - storage may come up later; scans retry
+            log.warning("could not check the bucket: %s", exc)
 
 
 def _redis_without_timeout(app):

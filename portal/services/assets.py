@@ -90,7 +90,12 @@ def create_asset(owner: User, *, name: str, kind: str, description: str, version
     record_event(owner, "asset.create", asset, after={"name": name, "kind": kind.value,
                                                       "version": label}, address=address)
     scan = _submit(version, owner, address) if submit else None
-    _commit_or_remove(package.key)
+    try:
+        _commit_or_remove(package.key)
+    except BaseException:
+        db.session.delete(db.session.get(Asset, asset.id))
+        db.session.commit()
+        raise
     return _dispatched(version, scan)
 
 
@@ -311,7 +316,7 @@ def delete_asset(actor: User, asset_id: int, *, address: str | None = None) -> N
     Objects that cannot be removed now are left to the orphan sweeper.
     """
     asset = get_asset(actor, asset_id)
-    if asset.owner_id != actor.id and not actor.is_operator:
+    if asset.owner_id != actor.id:
         raise Forbidden("Only the owner can delete an asset.")
     reason = deletion_blocker(asset)
     if reason is not None:
