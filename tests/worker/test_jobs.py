@@ -162,6 +162,20 @@ def test_a_worker_killed_mid_scan_is_reaped_and_the_scan_finishes(app, factories
                                                                VersionStatus.rejected)
 
 
+def test_the_worker_entry_point_scans_in_a_forked_horse(app, factories, redis_conn,
+                                                       services_env):
+    version = _add(factories.user(), "pkg-d-eicar-nested.zip")
+    env = {**os.environ, **services_env, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "ASSAY_S3_BUCKET": app.config["S3_BUCKET"]}
+    done = subprocess.run([sys.executable, "-m", "worker", "--burst"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    db.session.rollback()
+    db.session.refresh(version)
+    assert version.status is VersionStatus.rejected, version.latest_scan.error
+    assert version.latest_scan.worker and "(" in version.latest_scan.worker
+
+
 def _state(scan_id: int) -> ScanState:
     db.session.rollback()
     return db.session.get(Scan, scan_id, populate_existing=True).state
