@@ -7,7 +7,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers on ``app``."""
-    from portal.blueprints import admin, assets, auth, errors, main, rendering
+    from portal.blueprints import (
+        admin, admin_calendar, appeals, assets, auth, errors, main, rendering, reviews,
+    )
 
     rendering.init_app(app)
     errors.init_app(app)
@@ -15,3 +17,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(assets.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(appeals.bp)
+    app.register_blueprint(reviews.bp)
+    app.register_blueprint(admin_calendar.bp)

@@ -151,7 +151,7 @@ def status(version_id: int):
     response = make_response(
         render("scans/status.html", "scan_status", version=version, badge=badge)
     )
-    if wants_fragment() and not badge.polling:
+    if wants_fragment() and not badge.every:
         response.headers["HX-Trigger"] = "scan-finished"
     return response
 

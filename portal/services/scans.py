@@ -292,23 +292,27 @@ class Badge:
     stage: str = ""  # "virus scan", "waiting for a worker", ...
     percent: int | None = None
     polling: bool = False  # True only while queued or scanning
+    #: How often the fragment looks again: every 2 s while scanning, every 5 s while a
+    #: reviewer decides an appeal (so the seller sees the decision live), else never.
+    every: str | None = None
 
 
 def badge(version: AssetVersion) -> Badge:
     """The badge for ``version``: a scanning one carries stage, percent and polling."""
     if version.status is not VersionStatus.scanning:
         label = version.status.value.capitalize()
-        return Badge(label, f"status-{version.status.value}")
+        every = "5s" if version.status is VersionStatus.reviewing else None
+        return Badge(label, f"status-{version.status.value}", every=every)
     scan = version.latest_scan
     if scan is None or scan.state is ScanState.queued:
         retrying = scan is not None and scan.attempts > 0
         return Badge("Queued", "status-queued", "retrying" if retrying else "waiting for a worker",
-                     0, True)
+                     0, True, "2s")
     if scan.state is ScanState.failed:
         return Badge("Scanning", "status-scanning", "delayed: operators have been notified",
-                     None, True)
+                     None, True, "2s")
     words = STAGES.get(scan.stage or "", (scan.stage or "starting", 0))[0]
-    return Badge("Scanning", "status-scanning", words, scan.progress, True)
+    return Badge("Scanning", "status-scanning", words, scan.progress, True, "2s")
 
 
 def latest_report_scan(version: AssetVersion) -> Scan | None:

@@ -349,3 +349,18 @@ def sla_figures(now: datetime | None = None) -> Figures:
         median_to_decision=statistics.median(spans) if spans else None,
         within_sla_30d=sum(decided_at <= due for _, decided_at, due in decided),
     )
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The operators' SLA page: figures, the overrides and the days ahead."""
+
+    figures: Figures
+    overrides: list[CalendarDay]
+    upcoming: list[DayInfo]
+
+
+def overview(actor: User, *, days: int = 28) -> Overview:
+    """SLA figures, the calendar overrides and the next ``days`` days, for an operator."""
+    _require_operator(actor)
+    return Overview(sla_figures(), list_calendar_days(), upcoming_days(days))

@@ -431,7 +431,6 @@ def test_a_running_badge_polls(client, auth, factories, status, scan_state, stag
         (VersionStatus.draft, "Draft", "status-draft"),
         (VersionStatus.approved, "Approved", "status-approved"),
         (VersionStatus.rejected, "Rejected", "status-rejected"),
-        (VersionStatus.reviewing, "Reviewing", "status-reviewing"),
     ],
 )
 def test_a_finished_badge_does_not_poll(client, auth, factories, status, label, css):
