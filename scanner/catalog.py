@@ -8,11 +8,22 @@ its version always comes from the package manager's own metadata.
 
 from __future__ import annotations
 
-from scanner.catalogers import distro, dotnet, golang, java, npm, php, python, rust, swift
+from scanner.catalogers import (
+    distro,
+    dotnet,
+    golang,
+    java,
+    native,
+    npm,
+    php,
+    python,
+    rust,
+    swift,
+)
 from scanner.model import Component
 from scanner.unpack import Unpacked
 
-CATALOGERS = (python, npm, java, golang, rust, php, dotnet, swift, distro)
+CATALOGERS = (python, npm, java, golang, rust, php, dotnet, swift, distro, native)
 
 
 def catalog(unpacked: Unpacked) -> list[Component]:

@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="clamd address, tcp://host:port or unix:///path (default: clamscan)",
     )
+    scan.add_argument(
+        "--kind",
+        choices=("binary", "docker"),
+        default="binary",
+        help="the asset's kind; a docker package must hold container images (default binary)",
+    )
     scan.add_argument("--secret", help=f"report signing key (default: ${SECRET_ENV})")
     scan.set_defaults(run=_scan)
 
@@ -105,7 +111,9 @@ def _scan(args) -> int:
         raise _Failure(f"package not found: {args.package}")
     from scanner.pipeline import scan_package
 
-    settings = Settings(osv_paths=tuple(args.osv), threshold=args.threshold, clamd=args.clamd)
+    settings = Settings(
+        osv_paths=tuple(args.osv), threshold=args.threshold, clamd=args.clamd, kind=args.kind
+    )
     progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
     try:
         result = scan_package(args.package, settings, progress)

@@ -4,7 +4,10 @@ Name rules: PyPI names are compared after PEP 503 normalisation; names in
 case-insensitive registries are lower-cased; Go module paths, Maven
 ``group:artifact`` coordinates and Swift URLs are compared exactly. Ecosystems
 compare on the part before ``:`` so ``Debian:12`` records apply to a ``Debian``
-component.
+component whose release is unknown; a component that names its release
+(``Debian:12``, from the os-release of its system) only takes records for that
+release (``Debian:12``, also ``Ubuntu:22.04:LTS`` for ``Ubuntu:22.04``) and
+records that name no release (see :func:`release_applies`).
 
 Version rules follow the OSV schema's evaluation algorithm: ``ECOSYSTEM`` ranges
 use the ecosystem's own ordering (``univers``), ``SEMVER`` ranges use SemVer 2.0,
@@ -105,6 +108,19 @@ def ecosystem_base(ecosystem: str) -> str:
     """``Debian:12`` -> ``Debian``; known names in their canonical spelling."""
     base = (ecosystem or "").split(":", 1)[0].strip()
     return _ECOSYSTEMS.get(base.lower(), base)
+
+
+def release_applies(component_ecosystem: str, record_ecosystem: str) -> bool:
+    """Whether a record for ``record_ecosystem`` speaks about a component of ``component_ecosystem``.
+
+    Both have the same base ecosystem. A component without a release takes every
+    release's records; one with a release takes its own release's and release-less ones.
+    """
+    _, _, release = (component_ecosystem or "").partition(":")
+    if not release:
+        return True
+    _, _, other = (record_ecosystem or "").partition(":")
+    return not other or other == release or other.startswith(release + ":")
 
 
 def normalise_name(ecosystem: str, name: str) -> str:

@@ -43,6 +43,8 @@ class Limits:
     max_file_bytes: int = 20 * 1024**3
     #: ClamAV never scans one file over 2 GiB.
     max_scan_file_bytes: int = 2 * 1024**3 - 1
+    #: Wall-clock time for unpacking the whole package, external tools included.
+    max_unpack_seconds: float = 2 * 3600
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Settings:
     #: Where scratch directories are made; None means the system temp dir.
     scratch_dir: Path | None = None
     policy: str = "assay-2026.1"
+    #: The asset's kind: "binary", or "docker" for a package of container images.
+    kind: str = "binary"
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class ScanResult:
     components: tuple[Component, ...]
     findings: tuple[Finding, ...]
     scan: ScanInfo
+    #: Container images found: location, name, tag, os (PRETTY_NAME), os_id, os_version, layers.
+    images: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
         """The JSON contract of ``python -m scanner scan --json``."""
@@ -148,6 +154,7 @@ class ScanResult:
             components=tuple(Component(**c) for c in data["components"]),
             findings=findings,
             scan=ScanInfo(**data["scan"]),
+            images=tuple(data.get("images", ())),
         )
 
 

@@ -4,7 +4,8 @@ Data comes from directory trees of OSV JSON records and/or the ``all.zip`` files
 osv.dev publishes per ecosystem. Withdrawn records are dropped at load time.
 
 Matching (DESIGN §5): a component matches a record when the ecosystem (the part
-before ``:``), the normalised name and the version agree (see :mod:`scanner.match`).
+before ``:``, and the release when the component names one), the normalised
+name and the version agree (see :mod:`scanner.match`).
 Matched records that alias each other, directly or through a chain, become one
 finding; ``related`` does not merge. A finding's score is the highest CVSS base
 score computed from the vectors of all its records (v3.x/v4.0; v2 only if nothing
@@ -27,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scanner import cvss_score
-from scanner.match import Affected, affected, ecosystem_base, fixed_versions, normalise_name, parse
+from scanner.match import (
+    Affected,
+    affected,
+    ecosystem_base,
+    fixed_versions,
+    normalise_name,
+    parse,
+    release_applies,
+)
 from scanner.model import Component, Cvss, Finding, ScanError
 
 MAX_REFERENCES = 5
@@ -91,13 +100,13 @@ class OsvDatabase:
 
     def match(self, components: Iterable[Component], threshold: float) -> list[Finding]:
         """One finding per (component@version, merged advisory), at the first location."""
-        by_package: dict[tuple[str, str, str], list[Component]] = defaultdict(list)
+        by_package: dict[tuple[str, str, str, str], list[Component]] = defaultdict(list)
         for component in components:
             eco = ecosystem_base(component.ecosystem)
-            key = (eco, normalise_name(eco, component.name), component.version)
+            key = (eco, normalise_name(eco, component.name), component.version, component.ecosystem)
             by_package[key].append(component)
         findings = []
-        for (eco, name, version), found in sorted(by_package.items()):
+        for (eco, name, _, _), found in sorted(by_package.items()):
             first = min(found, key=lambda c: (c.location, c.name, c.purl))
             findings.extend(self._match_one(eco, name, first, threshold))
         return findings
@@ -106,7 +115,14 @@ class OsvDatabase:
         hits: dict[str, tuple[_Record, list[dict], bool]] = {}
         for record_id in self._index.get((eco, name), ()):
             record = self._records[record_id]
-            entries = [e for e in record.affected if _entry_key(e) == (eco, name)]
+            entries = [
+                e
+                for e in record.affected
+                if _entry_key(e) == (eco, name)
+                and release_applies(component.ecosystem, _entry_ecosystem(e))
+            ]
+            if not entries:
+                continue
             states = [affected(eco, component.version, e) for e in entries]
             if Affected.YES in states:
                 hits[record_id] = (record, entries, False)
@@ -171,6 +187,10 @@ def _summary(raw: dict) -> str:
         text = details.split("\n\n", 1)[0].replace("\n", " ")
     text = " ".join(str(text).split())
     return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1] + "…"
+
+
+def _entry_ecosystem(entry: dict) -> str:
+    return str((entry.get("package") or {}).get("ecosystem") or "")
 
 
 def _entry_key(entry: dict) -> tuple[str, str]:

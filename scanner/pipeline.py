@@ -15,6 +15,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scanner import nested
 from scanner.catalog import catalog
 from scanner.identify import identify
 from scanner.model import (
@@ -70,9 +71,13 @@ def scan_package(
         report("unpack", 0, size)
         unpacked = unpack(path, scratch, settings.limits, name=name, progress=progress)
         report("unpack", size, size)
+        refused = nested.refuse_without_images(settings.kind, unpacked.images)
+        if refused:
+            raise ScanError(refused)
 
         report("catalog", 0, 1)
-        components = sorted(catalog(unpacked), key=_component_key)
+        components = nested.with_layers(catalog(unpacked), unpacked.images)
+        components = sorted(components, key=_component_key)
         report("catalog", 1, 1)
 
         report("match", 0, len(components))
@@ -80,7 +85,9 @@ def scan_package(
         report("match", len(components), len(components))
 
         report("virus", 0, len(unpacked.members))
-        virus_findings, engines = scan_members(unpacked.members, settings, progress)
+        # one scan per content; a copy's location gets the findings of its original
+        virus_findings, engines = scan_members(nested.to_scan(unpacked.members), settings, progress)
+        virus_findings = nested.copy_findings(virus_findings, unpacked.members)
         report("virus", len(unpacked.members), len(unpacked.members))
     finally:
         _remove(scratch)
@@ -102,6 +109,7 @@ def scan_package(
             started=started,
             finished=_now(),
         ),
+        images=tuple(image.summary() for image in unpacked.images),
     )
     report("verdict", 1, 1)
     return result

@@ -66,6 +66,7 @@ class Member:
     size: int
     depth: int  # 0 for the package, 1 for its members, 2 inside a nested archive...
     container: bool  # True when this file was opened as an archive (its members follow)
+    copy_of: str = ""  # location of an earlier member with the same content (not rescanned)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Unpacked:
     root: Path
     members: list[Member] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    images: list = field(default_factory=list)  # scanner.nested.Image, one per container image
 
 
 def unpack(
@@ -90,7 +92,8 @@ def unpack(
     examined is in ``findings``.
     """
     result = Unpacked(root=Path(scratch))
-    for item in iter_unpack(package, scratch, limits, name=name, progress=progress):
+    images = result.images
+    for item in iter_unpack(package, scratch, limits, name=name, progress=progress, images=images):
         if isinstance(item, Member):
             result.members.append(item)
         else:
@@ -105,9 +108,13 @@ def iter_unpack(
     *,
     name: str,
     progress: Progress | None = None,
+    images: list | None = None,
 ) -> Iterator[Member | Finding]:
-    """Like :func:`unpack`, yielding each member as soon as it is on disk."""
-    yield from _Unpacker(Path(package), Path(scratch), limits, progress).run(name)
+    """Like :func:`unpack`, yielding each member as soon as it is on disk.
+
+    Container images found on the way are appended to ``images``.
+    """
+    yield from _Unpacker(Path(package), Path(scratch), limits, progress, images).run(name)
 
 
 def finding_id(location: str, code: str) -> str:
@@ -152,7 +159,16 @@ class _Box:
 
 
 class _Unpacker:
-    def __init__(self, package: Path, scratch: Path, limits: Limits, progress: Progress | None):
+    def __init__(
+        self,
+        package: Path,
+        scratch: Path,
+        limits: Limits,
+        progress: Progress | None,
+        images: list | None = None,
+    ):
+        from scanner.nested import Nested  # it builds on this module
+
         self.package = package
         self.scratch = scratch
         self.limits = limits
@@ -165,6 +181,7 @@ class _Unpacker:
         self.stopped = False
         self.seen: set[str] = set()
         self.last_progress = 0.0
+        self.nested = Nested(self, images)
 
     # -- the tree ---------------------------------------------------------------
 
@@ -193,6 +210,10 @@ class _Unpacker:
     def _nested(self, path: Path, location: str, depth: int, size: int) -> Iterator:
         """Yield a freshly written member, then its own members if it is an archive."""
         kind = identify.sniff(path) if size else None
+        claimed = self.nested.claim(path, location, kind, depth, size)
+        if claimed is not None:  # file systems, images, copies, or out of time
+            yield from claimed
+            return
         opens = kind in identify.ARCHIVES
         if opens and depth + 1 > self.limits.max_depth:
             opens = False

@@ -5,6 +5,11 @@ Debian and Alpine components are named by their source package (``Source:`` /
 ``o:``), falling back to the binary package's own name: the binaries built from
 one source (libssl3, openssl, ...) become one component. RPM advisories name
 binary packages, which is what rpm components keep.
+
+Where the file-system root that holds the database also holds an os-release
+file, Debian, Ubuntu and Alpine components carry the OSV ecosystem of that
+release (``Debian:12``, ``Ubuntu:22.04``, ``Alpine:v3.19``): advisories for a
+release know its back-ported fixes. Without one the bare ecosystem is used.
 """
 
 from __future__ import annotations
@@ -61,8 +66,29 @@ def paragraphs(text: str) -> Iterator[dict[str, str]]:
         yield fields
 
 
-def dpkg_status(text: str, location: str, distro: str = "debian") -> list[Component]:
-    ecosystem = "Ubuntu" if distro == "ubuntu" else "Debian"
+def release_ecosystem(base: str, os_id: str, version_id: str) -> str:
+    """The OSV ecosystem of one release of a distribution, or ``base`` when it is unknown."""
+    version_id = version_id.strip()
+    if base == "Debian" and os_id == "debian" and re.fullmatch(r"\d+(\.\d+)*", version_id):
+        return f"Debian:{version_id.split('.')[0]}"
+    if base == "Ubuntu" and os_id == "ubuntu" and re.fullmatch(r"\d+\.\d+", version_id):
+        return f"Ubuntu:{version_id}"
+    minor = re.match(r"(\d+)\.(\d+)", version_id)
+    if base == "Alpine" and os_id == "alpine" and minor:
+        return f"Alpine:v{minor.group(1)}.{minor.group(2)}"
+    return base
+
+
+def _distro_qualifier(ecosystem: str) -> dict[str, str]:
+    base, _, release = ecosystem.partition(":")
+    return {"distro": f"{base.lower()}-{release.lstrip('v')}"} if release else {}
+
+
+def dpkg_status(
+    text: str, location: str, distro: str = "debian", version_id: str = ""
+) -> list[Component]:
+    base = "Ubuntu" if distro == "ubuntu" else "Debian"
+    ecosystem = release_ecosystem(base, distro, version_id)
     found = []
     for p in paragraphs(text):
         status = p.get("Status", "install ok installed").split()
@@ -79,21 +105,32 @@ def dpkg_status(text: str, location: str, distro: str = "debian") -> list[Compon
                     version,
                     location,
                     purl_type="deb",
-                    namespace=ecosystem.lower(),
-                    qualifiers={"arch": "source"},
+                    namespace=base.lower(),
+                    qualifiers={"arch": "source", **_distro_qualifier(ecosystem)},
                 )
             )
     return found
 
 
-def apk_installed(text: str, location: str) -> list[Component]:
+def apk_installed(
+    text: str, location: str, distro: str = "alpine", version_id: str = ""
+) -> list[Component]:
+    ecosystem = release_ecosystem("Alpine", distro, version_id)
     found = []
     for p in _apk_stanzas(text):
         name = p.get("o") or p.get("P")
         version = p.get("V")
         if name and version:
             found.append(
-                component("Alpine", name, version, location, purl_type="apk", namespace="alpine")
+                component(
+                    ecosystem,
+                    name,
+                    version,
+                    location,
+                    purl_type="apk",
+                    namespace="alpine",
+                    qualifiers=_distro_qualifier(ecosystem),
+                )
             )
     return found
 
@@ -176,7 +213,8 @@ def _root(location: str, suffix: str) -> str:
     return location[: -len(suffix)]
 
 
-def _distro(by_location: dict[str, Member], root: str) -> str:
+def _distro(by_location: dict[str, Member], root: str) -> tuple[str, str]:
+    """(ID, VERSION_ID) from the os-release file of the root, or empty strings."""
     for name in _OS_RELEASE:
         member = by_location.get(root + name)
         if member:
@@ -185,8 +223,11 @@ def _distro(by_location: dict[str, Member], root: str) -> str:
                 for line in (read_text(member, 65536) or "").splitlines()
                 if "=" in line
             )
-            return fields.get("ID", "").strip().strip('"').lower()
-    return ""
+            os_id, version_id = (
+                fields.get(k, "").strip().strip("\"'") for k in ("ID", "VERSION_ID")
+            )
+            return os_id.lower(), version_id
+    return "", ""
 
 
 def collect(members: Iterable[Member]) -> list[Component]:
@@ -198,8 +239,8 @@ def collect(members: Iterable[Member]) -> list[Component]:
         suffix = next((s for s in _DPKG if path.endswith(s)), None)
         if suffix is None:
             suffix = path[path.rfind(_DPKG_DIR) :]
-        distro = _distro(by_location, _root(member.location, suffix))
-        yield from dpkg_status(read_text(member) or "", member.location, distro)
+        distro, version_id = _distro(by_location, _root(member.location, suffix))
+        yield from dpkg_status(read_text(member) or "", member.location, distro, version_id)
 
     def wanted_dpkg(path: str) -> bool:
         if any(path == s or path.endswith("/" + s) for s in _DPKG):
@@ -213,7 +254,8 @@ def collect(members: Iterable[Member]) -> list[Component]:
         )
 
     def apk(member: Member) -> Iterator[Component]:
-        yield from apk_installed(read_text(member) or "", member.location)
+        distro, version_id = _distro(by_location, _root(member.location, _APK))
+        yield from apk_installed(read_text(member) or "", member.location, distro, version_id)
 
     def rpm(member: Member) -> Iterator[Component]:
         yield from rpmdb(member.path, member.location)

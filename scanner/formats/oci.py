@@ -60,6 +60,8 @@ class ImageRoot:
     root: Path
     layers: list[str] = field(default_factory=list)  # layer digests, bottom first
     os_release: dict[str, str] = field(default_factory=dict)
+    #: path under ``root`` -> digest of the layer that wrote the file last
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 class ImageError(Exception):
@@ -335,12 +337,20 @@ def _docker_images(src: _Source) -> list[_Image]:
 class _Layer:
     """Applies one layer tar onto ``root``."""
 
-    def __init__(self, root: Path, budget: Budget, label: str, problems: list[Problem]):
+    def __init__(
+        self,
+        root: Path,
+        budget: Budget,
+        label: str,
+        problems: list[Problem],
+        origins: dict[str, str] | None = None,
+    ):
         self.root = root
         self.budget = budget
         self.label = label
         self.problems = problems
         self.added: set[str] = set()
+        self.origins = {} if origins is None else origins
 
     def apply(self, stream: IO[bytes]) -> None:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -399,6 +409,7 @@ class _Layer:
             return
         dst = self._prepare(rel)
         write_stream(fh or io.BytesIO(), dst, size, self.budget, 0o755 if mode & 0o111 else 0o644)
+        self.origins[rel] = self.label
 
     def _hardlink(self, rel: str, info: tarfile.TarInfo) -> None:
         target = safe_relpath(info.linkname)
@@ -415,6 +426,7 @@ class _Layer:
         dst = self._prepare(rel)
         with open(src, "rb") as fh:
             write_stream(fh, dst, size, self.budget, 0o755 if info.mode & 0o111 else 0o644)
+        self.origins[rel] = self.label
 
     def _clear(self, rel_dir: str) -> None:
         directory = self.root / rel_dir if rel_dir else self.root
@@ -515,11 +527,12 @@ def _apply_image(
     root = outdir / _dir_name(image, used)
     root.mkdir(parents=True)
     digests = []
+    origins: dict[str, str] = {}
     for blob, digest, diff_id in image.layers:
         label = digest or diff_id or blob
         digests.append(label)
         try:
-            _apply_layer(src, blob, digest, diff_id, root, budget, label, problems)
+            _apply_layer(src, blob, digest, diff_id, root, budget, label, problems, origins)
         except LimitExceeded as exc:
             problems.append(Problem(label, str(exc)))
         except ImageError as exc:
@@ -529,7 +542,7 @@ def _apply_image(
         except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and the like
             problems.append(Problem(label, f"layer could not be read: {type(exc).__name__}: {exc}"))
     tag = image.tag or image.manifest_digest
-    return ImageRoot(image.name, tag, root, digests, os_release(root))
+    return ImageRoot(image.name, tag, root, digests, os_release(root), origins)
 
 
 def _apply_layer(
@@ -541,6 +554,7 @@ def _apply_layer(
     budget: Budget,
     label: str,
     problems: list[Problem],
+    origins: dict[str, str] | None = None,
 ) -> None:
     if not src.exists(blob):
         raise ImageError(f"layer {blob} is missing")
@@ -548,7 +562,7 @@ def _apply_layer(
         outer = _HashingReader(fh)
         inner_stream = _decompressor(outer)
         inner = _HashingReader(inner_stream)
-        _Layer(root, budget, label, problems).apply(io.BufferedReader(inner, 1024 * 1024))
+        _Layer(root, budget, label, problems, origins).apply(io.BufferedReader(inner, 1024 * 1024))
         inner.drain()
         outer.drain()
     if digest and outer.digest() != digest:

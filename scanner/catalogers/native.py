@@ -1,0 +1,62 @@
+"""Native libraries inside executables, and mobile apps themselves.
+
+* ELF and PE files: the versions of the well-known C libraries whose banners they
+  embed (OpenSSL, zlib, BusyBox; see :mod:`scanner.formats.binary`), as
+  ``Generic`` components with a ``pkg:generic/<name>@<version>`` purl. OSV has
+  no ecosystem for them, so they are listed, not matched.
+* APK, IPA and HAP packages: the app itself, by the id and version its manifest
+  declares (``Generic``, purl ``pkg:generic/<id>@<version>?app=apk``). OSV's
+  ``Android`` ecosystem is the Android platform's own components, not apps. The
+  libraries and jars an app bundles are unpacked and cataloged like any others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from scanner import formats
+from scanner.catalogers._common import component
+from scanner.catalogers.executable import is_executable
+from scanner.model import Component
+from scanner.unpack import Member
+
+ECOSYSTEM = "Generic"
+APPS = frozenset({"apk", "ipa", "hap"})
+_ZIP = b"PK\x03\x04"
+
+
+def collect(members: Iterable[Member]) -> Iterator[Component]:
+    for member in members:
+        try:
+            if member.depth and is_executable(member):
+                yield from _libraries(member)
+            elif member.container and _is_zip(member):
+                yield from _app(member)
+        except OSError:
+            continue
+
+
+def _libraries(member: Member) -> Iterator[Component]:
+    for ecosystem, name, version in formats.inspect_binary(member.path):
+        yield component(ecosystem, name, version, member.location, purl_type="generic")
+
+
+def _app(member: Member) -> Iterator[Component]:
+    fmt = formats.detect(member.path)
+    if fmt not in APPS:
+        return
+    about = formats.describe(fmt, member.path)
+    if about.get("id") and about.get("version"):
+        yield component(
+            ECOSYSTEM,
+            about["id"],
+            about["version"],
+            member.location,
+            purl_type="generic",
+            qualifiers={"app": fmt},
+        )
+
+
+def _is_zip(member: Member) -> bool:
+    with open(member.path, "rb") as f:
+        return f.read(4) == _ZIP
