@@ -13,6 +13,7 @@ import fnmatch
 import gzip
 import io
 import os
+import struct
 import subprocess
 import sys
 import tarfile
@@ -152,6 +153,62 @@ def _ota(tmp: Path) -> Path:
     return path
 
 
+def _fit(tmp: Path) -> Path:
+    (tmp / "kernel.bin").write_bytes(b"kernel")
+    (tmp / "rootfs.cpio.gz").write_bytes(gzip.compress(test_firmware.cpio_archive(tmp)))
+    (tmp / "image.its").write_text(FIT_SOURCE)
+    run("mkimage", "-f", "image.its", "image.itb", cwd=tmp)
+    return tmp / "image.itb"
+
+
+FIT_SOURCE = """/dts-v1/;
+/ {
+    description = "test";
+    #address-cells = <1>;
+    images {
+        kernel-1 {
+            data = /incbin/("kernel.bin");
+            type = "kernel"; arch = "arm"; os = "linux"; compression = "none";
+            load = <0x80000>; entry = <0x80000>;
+        };
+        ramdisk-1 {
+            data = /incbin/("rootfs.cpio.gz");
+            type = "ramdisk"; arch = "arm"; os = "linux"; compression = "gzip";
+        };
+    };
+    configurations {
+        default = "conf-1";
+        conf-1 { kernel = "kernel-1"; ramdisk = "ramdisk-1"; };
+    };
+};
+"""
+
+
+def _rockchip(tmp: Path) -> Path:
+    """A RockChip update image (RKFW around RKAF) whose system partition is a SquashFS."""
+    system = test_filesystems.squashfs(tmp).read_bytes()
+    entries = [("package-file", "SELF", b""), ("system", "Image/system.img", system)]
+    rkaf = bytearray(140 + 16 * 112)
+    rkaf[:4] = b"RKAF"
+    struct.pack_into("<I", rkaf, 136, len(entries))
+    body = b""
+    for i, (name, filename, data) in enumerate(entries):
+        pos = len(rkaf) + len(body)
+        fields = (name.encode(), filename.encode(), 0, pos, 0, len(data), len(data))
+        struct.pack_into("<32s60s5I", rkaf, 140 + 112 * i, *fields)
+        body += data
+    rkaf += body
+    loader = b"loader-bytes"
+    head = bytearray(0x66)
+    head[:4] = b"RKFW"
+    struct.pack_into(
+        "<IIII", head, 0x19, len(head), len(loader), len(head) + len(loader), len(rkaf)
+    )
+    path = tmp / "update.img"
+    path.write_bytes(bytes(head) + loader + bytes(rkaf))
+    return path
+
+
 def _romfs(tmp: Path) -> Path:
     img = tmp / "rom.img"
     run("genromfs", "-f", img, "-d", populate(tmp / "tree"))
@@ -204,6 +261,8 @@ SAMPLES = {
     "ihex": (_hex("ihex"), ["objcopy", "mksquashfs"], "*!/", "*!/"),
     "srec": (_hex("srec"), ["objcopy", "mksquashfs"], "*!/", "*!/"),
     "romfs": (_romfs, ["genromfs"], "", ""),
+    "fit": (_fit, ["mkimage", "dtc", "cpio"], "images/ramdisk-1!/", "images/ramdisk-1!/"),
+    "rockchip": (_rockchip, ["mksquashfs"], "*/Image/system.img!/", "*/Image/system.img!/"),
     "oci-image": (_image, [], "registry.example/app:1.0/", "registry.example/app:1.0/"),
     "apk": (_apk, [], "assets/", "assets/python/"),
 }
@@ -243,6 +302,43 @@ def test_everything_inside_is_scanned(tmp_path, scan, fmt):
         [f.location for f in result.findings if f.type == "unscanned"],
     )
     assert result.verdict == "rejected"
+
+
+def test_an_app_its_native_libraries_and_jars(tmp_path, scan):
+    jar = io.BytesIO()
+    with zipfile.ZipFile(jar, "w") as zf:
+        zf.writestr(
+            "META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties",
+            "groupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n",
+        )
+    apk = _apk(tmp_path)
+    with zipfile.ZipFile(apk, "a") as zf:
+        zf.writestr("libs/log4j-core.jar", jar.getvalue())
+    result = scan(wrap(apk, tmp_path / "app.zip"))
+
+    found = {(c.ecosystem, c.name, c.version, c.location, c.purl) for c in result.components}
+    base = "app.zip!/shop.apk"
+    assert {
+        (
+            "Generic",
+            "com.example.shop",
+            "2.4.1",
+            base,
+            "pkg:generic/com.example.shop@2.4.1?app=apk",
+        ),
+        (
+            "Generic",
+            "openssl",
+            "1.1.1k",
+            f"{base}!/lib/arm64-v8a/libcrypto.so",
+            "pkg:generic/openssl@1.1.1k",
+        ),
+    } <= found
+    log4j = [f for f in result.findings if f.component and f.component.name.endswith("log4j-core")]
+    assert [f.location for f in log4j] == [
+        f"{base}!/libs/log4j-core.jar!/META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties"
+    ]
+    assert "CVE-2021-45105" in log4j[0].aliases + log4j[0].ids
 
 
 def test_a_copy_is_scanned_once_and_reported_everywhere(tmp_path, scan):
