@@ -80,7 +80,9 @@ class Nested:
         self.images = images if images is not None else []
         self.deadline = time.monotonic() + unpacker.limits.max_unpack_seconds
         self.late = False
-        self.by_size: dict[int, list[list]] = {}  # size -> [[path, location, digest|None]]
+        self.extractable = formats.extractable()
+        self.first: dict[int, tuple[Path, str]] = {}  # size -> the first file of that size
+        self.digests: dict[int, dict[str, str]] = {}  # size -> sha256 -> first location
 
     def claim(
         self, path: Path, location: str, kind: str | None, depth: int, size: int
@@ -96,7 +98,7 @@ class Nested:
         fmt = formats.detect(path)
         if kind == "tar":
             return self._images(path, location, depth, size) if fmt in IMAGE_FORMATS else None
-        if fmt in formats.extractable():
+        if fmt in self.extractable:
             return self._extract(fmt, path, location, depth, size)
         return None
 
@@ -151,17 +153,13 @@ class Nested:
         """The location of an earlier file with the same content, or ""."""
         if not size:
             return ""
-        seen = self.by_size.setdefault(size, [])
-        digest = None
-        for entry in seen:
-            if digest is None:
-                digest = _sha256(path)
-            if entry[2] is None:
-                entry[2] = _sha256(entry[0])
-            if entry[2] == digest:
-                return entry[1]
-        seen.append([path, location, digest])
-        return ""
+        first = self.first.setdefault(size, (path, location))
+        if first[1] == location:
+            return ""  # only files of a size seen before are hashed
+        if size not in self.digests:
+            self.digests[size] = {_sha256(first[0]): first[1]}
+        earlier = self.digests[size].setdefault(_sha256(path), location)
+        return "" if earlier == location else earlier
 
     # -- back ends --------------------------------------------------------------
 
@@ -187,6 +185,8 @@ class Nested:
         box = self._box()
         roots, problems = formats.apply_oci(path, box, self._limits())
         yield from _problems(location, problems)
+        if not roots:  # an image that could not be applied is still an image: it fails closed
+            self.images.append(Image(location, "", "", [], {}))
         used: set[str] = set()
         for root in roots:
             label = _unique(_label(root), used)

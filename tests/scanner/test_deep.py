@@ -496,6 +496,22 @@ def test_docker_package_without_an_image_is_refused(tmp_path, scan):
         scan(package, kind="docker")
 
 
+def test_docker_package_with_a_broken_image_fails_closed(tmp_path, scan):
+    index = b'{"schemaVersion": 2, "manifests": [{"digest": "sha256:' + b"0" * 64 + b'"}]}'
+    image = tmp_path / "app.tar"
+    with tarfile.open(image, "w") as tar:
+        for name, data in (
+            ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+            ("index.json", index),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    result = scan(wrap(image, tmp_path / "pkg.tar.gz"), kind="docker")
+    assert result.verdict == "rejected"
+    assert [f.location for f in result.findings if f.type == "unscanned"] == ["pkg.tar.gz!/app.tar"]
+
+
 def test_release_advisories_apply_to_their_release_only(osv):
     def match(ecosystem: str) -> set[str]:
         c = Component(ecosystem, "nginx", "1.2.1-2.2+wheezy2", "pkg:deb/debian/nginx", "x")
