@@ -68,6 +68,12 @@ class FindingRow:
     claim: AppealClaim | None
     accepted_before: bool  # remembered from an earlier appeal of this asset
 
+    @property
+    def prominent(self) -> bool:
+        """Disputed, or blocking and not yet accepted: what the appeal turns on."""
+        settled = self.accepted_before or bool(self.finding.accepted_note)
+        return self.claim is not None or (self.finding.blocking and not settled)
+
 
 @dataclass(frozen=True)
 class SellerView:
