@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shutil
 import stat
 import sys
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,10 +30,12 @@ from scanner.model import (
     Settings,
 )
 from scanner.osv import OsvDatabase
-from scanner.unpack import unpack
+from scanner.unpack import Member, Unpacked, iter_unpack
 from scanner.virus import scan_members
 
 CHUNK = 1024 * 1024
+#: Members unpacked but not yet taken by the virus engines; beyond this unpacking waits.
+FEED = 256
 _TYPE_ORDER = {"virus": 0, "unscanned": 1, "vulnerability": 2}
 
 
@@ -67,26 +71,33 @@ def scan_package(
 
     scratch = Path(tempfile.mkdtemp(prefix="assay-scan-", dir=settings.scratch_dir))
     try:
-        # unpack reports bytes of the package read; so do the bounds around it.
-        report("unpack", 0, size)
-        unpacked = unpack(path, scratch, settings.limits, name=name, progress=progress)
-        report("unpack", size, size)
-        refused = nested.refuse_without_images(settings.kind, unpacked.images)
-        if refused:
-            raise ScanError(refused)
+        # Members go to the virus engines as soon as they are on disk, so
+        # unpacking, cataloging and virus scanning overlap.
+        virus = _VirusScan(settings)
+        try:
+            # unpack reports bytes of the package read; so do the bounds around it.
+            report("unpack", 0, size)
+            unpacked = _unpack(path, scratch, settings, name, progress, virus)
+            report("unpack", size, size)
+            refused = nested.refuse_without_images(settings.kind, unpacked.images)
+            if refused:
+                raise ScanError(refused)
 
-        report("catalog", 0, 1)
-        components = nested.with_layers(catalog(unpacked), unpacked.images)
-        components = sorted(components, key=_component_key)
-        report("catalog", 1, 1)
+            report("catalog", 0, 1)
+            components = nested.with_layers(catalog(unpacked), unpacked.images)
+            components = sorted(components, key=_component_key)
+            report("catalog", 1, 1)
 
-        report("match", 0, len(components))
-        vulnerabilities = osv.match(components, settings.threshold)
-        report("match", len(components), len(components))
+            report("match", 0, len(components))
+            vulnerabilities = osv.match(components, settings.threshold)
+            report("match", len(components), len(components))
 
-        report("virus", 0, len(unpacked.members))
+            report("virus", 0, len(unpacked.members))
+            virus_findings, engines = virus.result(report)
+        except BaseException:
+            virus.abandon()  # before the scratch directory goes
+            raise
         # one scan per content; a copy's location gets the findings of its original
-        virus_findings, engines = scan_members(nested.to_scan(unpacked.members), settings, progress)
         virus_findings = nested.copy_findings(virus_findings, unpacked.members)
         report("virus", len(unpacked.members), len(unpacked.members))
     finally:
@@ -113,6 +124,92 @@ def scan_package(
     )
     report("verdict", 1, 1)
     return result
+
+
+def _unpack(path: Path, scratch: Path, settings: Settings, name: str, progress, virus) -> Unpacked:
+    """Unpack the package, handing each member to ``virus`` as soon as it is on disk."""
+    unpacked = Unpacked(root=scratch)
+    items = iter_unpack(
+        path, scratch, settings.limits, name=name, progress=progress,
+        images=unpacked.images, covered=virus.covered,
+    )
+    for item in items:
+        if isinstance(item, Member):
+            unpacked.members.append(item)
+            if not item.copy_of:  # one scan per content
+                virus.put(item)
+        else:
+            unpacked.findings.append(item)
+    virus.close()
+    return unpacked
+
+
+class _VirusScan:
+    """:func:`scan_members` on a thread of its own, fed through a bounded queue.
+
+    Progress is relayed to the calling thread (:meth:`result`), which is the
+    only one that calls the caller's progress callback.
+    """
+
+    _END = object()
+
+    def __init__(self, settings: Settings):
+        self.covered: set[str] = set()
+        self.queue: queue.Queue = queue.Queue(FEED)
+        self.latest: tuple[int, int] | None = None
+        self.outcome: tuple | None = None
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.thread = threading.Thread(
+            target=self._run, args=(settings,), name="assay-virus", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, settings: Settings) -> None:
+        try:
+            self.outcome = scan_members(
+                self._members(), settings, self._progress, covered=self.covered
+            )
+        except BaseException as exc:  # handed to the calling thread
+            self.error = exc
+
+    def _members(self):
+        while (item := self.queue.get()) is not self._END:
+            if not self.stopping:
+                yield item
+
+    def _progress(self, _stage: str, done: int, total: int) -> None:
+        self.latest = (done, total)
+
+    def put(self, member: Member) -> None:
+        """Hand over one member; waits while the engines are behind."""
+        while self.thread.is_alive():
+            try:
+                self.queue.put(member, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        # the scan thread has ended (an error): result() raises it
+
+    def close(self) -> None:
+        """No more members."""
+        self.put(self._END)
+
+    def abandon(self) -> None:
+        """Stop scanning (the package will not be judged); wait for the engines to let go."""
+        self.stopping = True
+        self.close()
+        self.thread.join()
+
+    def result(self, report) -> tuple[list[Finding], dict[str, str]]:
+        """Wait for the scan, relaying its progress; its findings and engine versions."""
+        while self.thread.is_alive():
+            self.thread.join(0.25)
+            if self.latest is not None:
+                report("virus", *self.latest)
+        if self.error is not None:
+            raise self.error
+        return self.outcome
 
 
 def verdict(findings) -> str:

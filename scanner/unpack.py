@@ -109,12 +109,18 @@ def iter_unpack(
     name: str,
     progress: Progress | None = None,
     images: list | None = None,
+    covered: set[str] | None = None,
 ) -> Iterator[Member | Finding]:
     """Like :func:`unpack`, yielding each member as soon as it is on disk.
 
-    Container images found on the way are appended to ``images``.
+    Container images found on the way are appended to ``images``. The location
+    of each container whose every byte went into its members (a tar archive,
+    compressed or not, read to its end with no finding on the way) is added to
+    ``covered`` once its last member has been yielded: scanning its members
+    scans all of it.
     """
-    yield from _Unpacker(Path(package), Path(scratch), limits, progress, images).run(name)
+    unpacker = _Unpacker(Path(package), Path(scratch), limits, progress, images, covered)
+    yield from unpacker.run(name)
 
 
 def finding_id(location: str, code: str) -> str:
@@ -156,6 +162,8 @@ class _Box:
     dir: Path
     out: int = 0
     stopped: bool = False
+    findings: int = 0  # findings yielded while it was open, its nested containers' included
+    ended: bool = False  # its data was read to the end
 
 
 class _Unpacker:
@@ -166,8 +174,11 @@ class _Unpacker:
         limits: Limits,
         progress: Progress | None,
         images: list | None = None,
+        covered: set[str] | None = None,
     ):
         from scanner.nested import Nested  # it builds on this module
+
+        self.covered = covered
 
         self.package = package
         self.scratch = scratch
@@ -201,11 +212,15 @@ class _Unpacker:
         box = _Box(location, depth, path.stat().st_size, self.scratch / f"c{self.boxes:06d}")
         _mkdir(box.dir)
         if kind == "zip":
-            yield from self._zip(path, box)
+            items = self._zip(path, box)
         elif kind.startswith("tar"):
-            yield from self._tar(path, box)
+            items = self._tar(path, box)
         else:
-            yield from self._single(path, box, kind)
+            items = self._single(path, box, kind)
+        for item in items:
+            if isinstance(item, Finding):
+                box.findings += 1
+            yield item
 
     def _nested(self, path: Path, location: str, depth: int, size: int) -> Iterator:
         """Yield a freshly written member, then its own members if it is an archive."""
@@ -319,6 +334,7 @@ class _Unpacker:
                         return
                     if info is None:
                         yield from self._tar_tail(tf, box)
+                        self._cover(tf, box)
                         return
                     tf.members.clear()  # bounded memory: links are never followed
                     self._report(counted.pos, top=box.depth == 0)
@@ -387,6 +403,7 @@ class _Unpacker:
             while left > 0:
                 chunk = tf.fileobj.read(min(CHUNK, left))
                 if not chunk:
+                    box.ended = True
                     return
                 if chunk.strip(b"\0"):
                     yield from self._finding(
@@ -399,6 +416,12 @@ class _Unpacker:
                 left -= len(chunk)
         except READ_ERRORS as e:
             yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
+
+    def _cover(self, tf: tarfile.TarFile, box: _Box) -> None:
+        """Note a tar archive whose every byte went into members Assay wrote out."""
+        clean = box.ended and not (box.findings or box.stopped or self.stopped)
+        if self.covered is not None and clean and _consumed(tf.fileobj):
+            self.covered.add(box.location)
 
     # -- single-file compressors -------------------------------------------------
 
@@ -697,6 +720,28 @@ def _unsupported(kind: str) -> str:
 
 
 # -- streams ---------------------------------------------------------------------
+
+#: Bytes a compressed stream may hold after its compressed data (gzip: CRC and size).
+_TRAILERS = {"gz": 8, "bz2": 0, "xz": 0}
+
+
+def _consumed(stream) -> bool:
+    """True when a tarfile stream read its file to the end and nothing followed the data.
+
+    Data after a compressed stream (appended bytes, a second gzip member) is
+    read by nobody, so such an archive is not covered. Anything unexpected
+    about the stream answers False: the archive is then scanned whole.
+    """
+    comptype = getattr(stream, "comptype", None)
+    if getattr(stream, "buf", None) != b"" or getattr(stream, "dbuf", b"") != b"":
+        return False
+    if comptype == "tar":
+        return True
+    decompressor = getattr(stream, "cmp", None)
+    trailer = _TRAILERS.get(comptype)
+    if trailer is None or not getattr(decompressor, "eof", False):
+        return False
+    return len(decompressor.unused_data) == trailer
 
 
 class _Counting:

@@ -14,6 +14,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections.abc import Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from .model import NEST, Finding, Progress, Settings
 #: connections keep it busy while each one waits for an answer.
 CLAMD_CONNECTIONS = 3
 YARA_THREADS = 2
+#: Files waiting for each engine; beyond this the caller's stream waits.
+QUEUE = 64
 #: Compressed streams: no YARA rule can match their bytes, and every file in
 #: them is matched on its own once unpacked.
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
@@ -63,7 +66,11 @@ class _Hit:
 
 
 def scan_members(
-    members: list[Member], settings: Settings, progress: Progress | None = None
+    members: Iterable[Member],
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    covered: Container[str] = frozenset(),
 ) -> tuple[list[Finding], dict[str, str]]:
     """Scan every member; return the virus and unscanned findings and the engine versions.
 
@@ -71,58 +78,115 @@ def scan_members(
     one signature on one location is one finding whichever engine saw it, and a
     hit on a container is dropped when the same signature is found on a file
     inside it. ``progress`` is called from the calling thread only.
+
+    ``members`` may be a stream: each file is scanned as soon as it arrives,
+    while the unpacker writes the next ones. Containers wait for the end of the
+    stream; one whose location is then in ``covered`` (the unpacker read every
+    byte of it into members, each scanned here on its own) is not read again,
+    so ClamAV does not unpack what Assay already did. Any other container is
+    scanned whole, as every other file is.
     """
-    members = list(members)
     limit = min(settings.limits.max_scan_file_bytes, CLAMAV_MAX_FILE)
-    scannable = [i for i, m in enumerate(members) if m.size <= limit]
-    findings = [
-        _too_large(m) for m in members if m.size > limit and not m.container
-    ]  # an oversized container was opened: each file inside it is scanned on its own
     rules = load_rules(tuple(settings.signature_dirs))
     engines = {"yara": rules.version, "signatures": _signature_version()}
-    run = _Run(members, scannable, progress)
+    run = _Run(progress)
     clamav = _ClamdScan(settings) if settings.clamd else _ClamscanScan(settings, limit)
     try:
         engines["clamav"] = clamav.version()
-        run.go(clamav, rules)
+        run.go(members, clamav, rules, limit, covered)
     finally:
         clamav.close()
-    findings += run.findings(clamav.unavailable)
-    return _dedupe(findings, members), engines
+    findings = run.too_large + run.findings(clamav.unavailable)
+    return _dedupe(findings, run.members), engines
 
 
 class _Run:
     """Scans the members on worker threads and gathers their answers on the calling thread."""
 
-    def __init__(self, members: list[Member], scannable: list[int], progress: Progress | None):
-        self.members = members
-        self.scannable = scannable
+    def __init__(self, progress: Progress | None):
+        self.members: list[Member] = []
+        self.too_large: list[Finding] = []
         self.hits: list[_Hit] = []
         self.events: queue.Queue[_Hit] = queue.Queue()
         self.progress = progress
+        self.pending: dict[int, int] = {}  # index -> engine answers still due
+        self.done = 0
+        self.total: int | None = None  # None while a stream is still arriving
 
-    def go(self, clamav, rules: RuleSet) -> None:
-        total = len(self.members)
-        pending = {i: 2 for i in self.scannable}  # ClamAV and YARA answers still due
-        done = total - len(pending)
-        self._report(done, total, force=True)
+    def go(self, members: Iterable[Member], clamav, rules: RuleSet, limit: int, covered) -> None:
+        # Bounded hand-off queues: the caller's stream waits when the engines fall behind.
+        clamav_queue: queue.Queue[int | None] = queue.Queue(QUEUE)
+        yara_queue: queue.Queue[int | None] = queue.Queue(QUEUE)
+        later: list[int] = []  # containers, decided once the stream has ended
+        batch: list[int] = []  # for a ClamAV back end that scans in one go
+        if isinstance(members, (list, tuple)):  # not a stream: the total is known from the start
+            self.total = len(members)
+            self.done = sum(1 for m in members if m.size > limit)
+        self._report(force=True)
         # Separate pools, so YARA keeps pace with ClamAV instead of queueing behind it.
         with (
-            ThreadPoolExecutor(CLAMD_CONNECTIONS, "assay-clamav") as clamav_pool,
+            ThreadPoolExecutor(clamav.threads, "assay-clamav") as clamav_pool,
             ThreadPoolExecutor(YARA_THREADS, "assay-yara") as yara_pool,
         ):
-            clamav.submit(clamav_pool, self.members, self.scannable, self.events.put)
-            _each(yara_pool, YARA_THREADS, self.scannable, lambda i: self._yara(rules, i))
-            outstanding = len(pending) * 2
-            while outstanding:
-                hit = self.events.get()
-                outstanding -= 1
-                if hit.answers:
-                    self.hits.append(hit)
-                pending[hit.index] -= 1
-                if not pending[hit.index]:
-                    done += 1
-                    self._report(done, total)
+            if clamav.streams:
+                work = lambda i: clamav.scan(self.members[i].path, i, self.events.put)
+                _drain(clamav_pool, clamav.threads, clamav_queue, work)
+            _drain(yara_pool, YARA_THREADS, yara_queue, lambda i: self._yara(rules, i))
+
+            def send(i: int) -> None:
+                self.pending[i] = 2  # ClamAV and YARA answers due
+                if clamav.streams:
+                    clamav_queue.put(i)
+                else:
+                    batch.append(i)
+                yara_queue.put(i)
+
+            try:
+                for member in members:
+                    i = len(self.members)
+                    self.members.append(member)
+                    if member.size > limit:
+                        # an oversized container was opened: each file inside it is scanned
+                        if not member.container:
+                            self.too_large.append(_too_large(member))
+                        if self.total is None:
+                            self.done += 1
+                    elif member.container:
+                        later.append(i)
+                    else:
+                        send(i)
+                    self._collect(block=False)
+                for i in later:
+                    if self.members[i].location in covered:
+                        self.done += 1
+                    else:
+                        send(i)
+            finally:
+                for _ in range(clamav.threads if clamav.streams else 0):
+                    clamav_queue.put(None)
+                for _ in range(YARA_THREADS):
+                    yara_queue.put(None)
+            if not clamav.streams:
+                clamav.submit(clamav_pool, self.members, batch, self.events.put)
+            while self.pending:
+                self._collect(block=True)
+        self._report(force=True)
+
+    def _collect(self, block: bool) -> None:
+        """Take in the answers that have arrived (at least one when ``block``)."""
+        while True:
+            try:
+                hit = self.events.get(block=block)
+            except queue.Empty:
+                return
+            block = False
+            if hit.answers:
+                self.hits.append(hit)
+            self.pending[hit.index] -= 1
+            if not self.pending[hit.index]:
+                del self.pending[hit.index]
+                self.done += 1
+                self._report()
 
     def _yara(self, rules: RuleSet, index: int) -> None:
         path = self.members[index].path
@@ -136,11 +200,12 @@ class _Run:
 
     _last = 0.0
 
-    def _report(self, done: int, total: int, force: bool = False) -> None:
+    def _report(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.progress and (force or done == total or now - self._last >= 0.25):
+        if self.progress and (force or now - self._last >= 0.25):
             self._last = now
-            self.progress("virus", done, total)
+            total = len(self.members) if self.total is None else self.total
+            self.progress("virus", self.done, total)
 
     def findings(self, unavailable: str | None) -> list[Finding]:
         out: list[Finding] = []
@@ -164,21 +229,15 @@ class _Run:
         return out
 
 
-def _each(pool: ThreadPoolExecutor, threads: int, indexes: list[int], work) -> None:
-    """Run ``work(i)`` for every index on ``threads`` threads of ``pool``.
+def _drain(pool: ThreadPoolExecutor, threads: int, indexes: queue.Queue, work) -> None:
+    """Run ``work(i)`` on ``threads`` threads of ``pool`` for each index put on the queue.
 
-    Threads pull indexes from one iterator rather than holding a future per
-    file: a package can hold hundreds of thousands of files.
+    Each thread stops at a ``None``. Threads pull indexes rather than holding a
+    future per file: a package can hold hundreds of thousands of files.
     """
-    remaining = iter(indexes)
-    lock = threading.Lock()
 
     def loop() -> None:
-        while True:
-            with lock:
-                i = next(remaining, None)
-            if i is None:
-                return
+        while (i := indexes.get()) is not None:
             work(i)
 
     for _ in range(threads):
@@ -195,6 +254,9 @@ def _yara_match(rules: RuleSet, path: Path) -> list[str]:
 
 class _ClamdScan:
     """ClamAV through a clamd daemon, a few INSTREAM sessions in parallel."""
+
+    streams = True  # each file is scanned as it comes
+    threads = CLAMD_CONNECTIONS
 
     def __init__(self, settings: Settings):
         self.address = settings.clamd
@@ -219,10 +281,7 @@ class _ClamdScan:
         while not self.sessions.empty():
             self.sessions.get().close()
 
-    def submit(self, pool, members, indexes, put) -> None:
-        _each(pool, CLAMD_CONNECTIONS, indexes, lambda i: self._scan(members[i].path, i, put))
-
-    def _scan(self, path: Path, index: int, put) -> None:
+    def scan(self, path: Path, index: int, put) -> None:
         try:
             answer = self._answer(path)
         except Exception as exc:  # an answer is always due, or the run would wait forever
@@ -248,6 +307,9 @@ class _ClamdScan:
 
 class _ClamscanScan:
     """ClamAV through ``clamscan`` on one worker thread, in large batches."""
+
+    streams = False  # all files at once, when the stream has ended
+    threads = 1
 
     def __init__(self, settings: Settings, max_file: int):
         self.settings = settings

@@ -1,0 +1,126 @@
+"""Members scanned as they are unpacked, and containers ClamAV need not read again."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scanner.model import NEST, Limits, Settings
+from scanner.pipeline import scan_package
+from scanner.unpack import Member, iter_unpack
+from scanner.virus import scan_members
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STAN" + b"DARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def _tar(mode: str, files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _covered(tmp_path: Path, name: str, data: bytes) -> set[str]:
+    package = tmp_path / name
+    package.write_bytes(data)
+    covered: set[str] = set()
+    for _ in iter_unpack(package, tmp_path / "scratch", Limits(), name=name, covered=covered):
+        pass
+    return covered
+
+
+FILES = {"a/one.txt": b"one\n" * 100, "a/two.txt": b"two\n" * 100}
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_a_tar_read_to_its_end_is_covered(tmp_path, mode):
+    assert _covered(tmp_path, "p.tar", _tar(mode, FILES)) == {"p.tar"}
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"appended bytes", gzip.compress(b"a second gzip member")],
+    ids=["appended", "second-member"],
+)
+def test_data_after_a_compressed_tar_is_not_covered(tmp_path, tail):
+    assert _covered(tmp_path, "p.tar.gz", _tar("w:gz", FILES) + tail) == set()
+
+
+def test_a_tar_with_a_refused_entry_is_not_covered(tmp_path):
+    data = _tar("w", {**FILES, "../escape.txt": b"out\n"})
+    assert _covered(tmp_path, "p.tar", data) == set()
+
+
+def test_zips_are_never_covered(tmp_path):
+    # a zip may hold bytes no entry names (a stub before it, gaps between entries)
+    inner = _tar("w:gz", FILES)
+    covered = _covered(tmp_path, "p.zip", _zip({"in.tar.gz": inner}))
+    assert covered == {f"p.zip{NEST}in.tar.gz"}
+
+
+def test_a_stream_of_members_is_scanned_as_it_comes(tmp_path, clamd):
+    paths = []
+    for n in range(30):
+        path = tmp_path / f"f{n}.txt"
+        path.write_bytes(b"%d\n" % n)
+        paths.append(path)
+    eicar = tmp_path / "eicar.com"
+    eicar.write_bytes(EICAR)
+    paths.append(eicar)
+
+    def stream():
+        for path in paths:
+            yield Member(path, f"p.tar{NEST}{path.name}", path.stat().st_size, 1, False)
+
+    findings, _ = scan_members(stream(), Settings(clamd=clamd.address))
+    assert {(f.location, f.signature) for f in findings if f.type == "virus"} == {
+        (f"p.tar{NEST}eicar.com", "Assay.Test.EICAR")
+    }
+
+
+def test_a_covered_container_is_not_read_again_and_others_are(tmp_path, clamd):
+    # A container holding EICAR whose member list lacks it: only a whole-file scan sees it.
+    container = tmp_path / "c.tar"
+    container.write_bytes(_tar("w", {"eicar.com": EICAR}))
+    members = [Member(container, "c.tar", container.stat().st_size, 0, True)]
+    settings = Settings(clamd=clamd.address)
+
+    skipped, _ = scan_members(members, settings, covered={"c.tar"})
+    scanned, _ = scan_members(members, settings)
+
+    assert [f for f in skipped if f.type == "virus"] == []
+    assert {f.signature for f in scanned if f.type == "virus"} >= {"Assay.Test.EICAR"}
+
+
+def test_scan_package_finds_eicar_in_a_covered_tar_gz(tmp_path, clamd):
+    from scanner.osv import OsvDatabase
+
+    package = tmp_path / "app.tar.gz"
+    package.write_bytes(_tar("w:gz", {**FILES, "deep/x.zip": _zip({"eicar.com": EICAR})}))
+    settings = Settings(clamd=clamd.address, scratch_dir=tmp_path)
+    progress = []
+    result = scan_package(package, settings, lambda *a: progress.append(a),
+                          osv=OsvDatabase.load([CORPUS / "osv"]))
+    assert result.verdict == "rejected"
+    assert [f.location for f in result.findings if f.type == "virus"] == [
+        f"app.tar.gz{NEST}deep/x.zip{NEST}eicar.com"
+    ]
+    assert progress[-1][0] == "verdict"
+    assert [p for p in tmp_path.iterdir() if p.name != "app.tar.gz"] == []
