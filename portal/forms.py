@@ -168,3 +168,19 @@ class UserCreateForm(FlaskForm):
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=options(ROLE_CHOICES))
     submit = SubmitField("Change role")
+
+
+class RegisterObjectForm(FlaskForm):
+    """Operators: a package already in the bucket becomes a seller's new asset."""
+
+    seller_id = IntegerField("Seller id", validators=[DataRequired(), NumberRange(min=1)])
+    key = StringField("Object key", validators=[DataRequired(), Length(max=512)])
+    filename = StringField("Package file name", validators=[Optional(), Length(max=255)])
+    kind = RadioField(
+        "Kind", choices=options(KIND_CHOICES), default="binary", validators=[DataRequired()]
+    )
+    name = StringField("Asset name", validators=[DataRequired(), Length(max=128)])
+    version = StringField("Version", validators=[DataRequired(), Length(max=64)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
+    save_draft = SubmitField("Save as draft")
+    submit_review = SubmitField("Register and scan")

@@ -81,6 +81,7 @@ PERIODIC = (
     ("worker.jobs.reap_stuck_scans", 60),
     ("worker.jobs.sweep_orphans", 3600),
     ("worker.jobs.run_reminders", 300),
+    ("worker.jobs.run_abort_abandoned_uploads", 3600),
 )
 
 

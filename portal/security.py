@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
 from jinja2 import StrictUndefined
 
 from portal.extensions import db, login_manager
@@ -39,7 +41,16 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.user_loader(_load_user)
 
+    app.extensions["assay_csp"] = content_security_policy(app)
     app.after_request(_set_headers)
+
+
+def content_security_policy(app: Flask) -> str:
+    """The policy, with the storage address browsers upload packages to in ``connect-src``."""
+    url = urlsplit(app.config.get("S3_PUBLIC_ENDPOINT") or app.config.get("S3_ENDPOINT") or "")
+    if not url.scheme or not url.netloc:
+        return CONTENT_SECURITY_POLICY
+    return f"{CONTENT_SECURITY_POLICY}; connect-src 'self' {url.scheme}://{url.netloc}"
 
 
 def _load_user(user_id: str):
@@ -53,6 +64,7 @@ def _load_user(user_id: str):
 def _set_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    response.headers["Content-Security-Policy"] = current_app.extensions["assay_csp"]
     if request.endpoint != "static":
         # Pages answer HTMX requests with a fragment and others with the full page:
         # caches must keep the two apart, and nothing personal may be stored.

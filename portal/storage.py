@@ -10,18 +10,20 @@ import hashlib
 import io
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
 from flask import current_app
 from minio import Minio
+from minio.datatypes import Part
 from minio.error import S3Error
 
 #: Size of one multipart part; memory held per upload is about one part.
 PART_SIZE = 8 * 1024 * 1024
 CHUNK = 1024 * 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MISSING = ("NoSuchKey", "NoSuchObject", "NoSuchBucket", "ResourceNotFound")
 
 
@@ -222,3 +224,108 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+# --- multipart uploads from the browser ------------------------------------------
+#
+# The browser PUTs each part to a presigned URL; the portal only creates, lists,
+# completes and aborts. ``minio`` exposes these S3 calls as private methods only.
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
+    last_modified: datetime | None = None  # naive UTC
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    key: str
+    upload_id: str
+    initiated: datetime | None  # naive UTC
+
+
+def package_upload_key(owner_id: int, token: str) -> str:
+    """Where a package uploaded for a new asset lives (its ids do not exist yet)."""
+    return f"{seller_prefix(owner_id)}uploads/{token}/package"
+
+
+def seller_prefix(owner_id: int) -> str:
+    """The folder of everything a seller's packages are stored under."""
+    return f"packages/{int(owner_id)}/"
+
+
+def public_client() -> Minio:
+    """A client for the address browsers reach storage at (only used to sign URLs)."""
+    cfg = current_app.config
+    url = urlsplit(cfg.get("S3_PUBLIC_ENDPOINT") or cfg["S3_ENDPOINT"])
+    return Minio(
+        url.netloc, access_key=cfg["S3_ACCESS_KEY"], secret_key=cfg["S3_SECRET_KEY"],
+        secure=url.scheme == "https", region=cfg["S3_REGION"],
+    )
+
+
+def create_multipart(key: str) -> str:
+    """Start a multipart upload at ``key``; returns its upload id."""
+    return client()._create_multipart_upload(bucket(), key, {})
+
+
+def presign_part(key: str, upload_id: str, part_number: int, expires: timedelta) -> str:
+    """A URL the browser PUTs one part's bytes to, valid for ``expires``."""
+    return public_client().get_presigned_url(
+        "PUT", bucket(), key, expires=expires,
+        extra_query_params={"uploadId": upload_id, "partNumber": str(int(part_number))},
+    )
+
+
+def list_parts(key: str, upload_id: str) -> list[StoredPart]:
+    """The parts storage holds for the upload, by number then age. Raises NoSuchUpload when gone.
+
+    A part sent twice replaces the first on S3 and MinIO; SeaweedFS lists both.
+    """
+    parts, marker = [], None
+    while True:
+        result = client()._list_parts(bucket(), key, upload_id, max_parts=1000,
+                                      part_number_marker=marker)
+        parts += result.parts
+        if not result.is_truncated or not result.next_part_number_marker:
+            break
+        marker = result.next_part_number_marker
+    return [StoredPart(p.part_number, p.size or 0, p.etag, _naive_utc(p.last_modified))
+            for p in sorted(parts, key=lambda p: (p.part_number, p.last_modified or _EPOCH))]
+
+
+def complete_multipart(key: str, upload_id: str, parts: list[StoredPart]) -> None:
+    """Join ``parts`` (as listed by :func:`list_parts`) into the object at ``key``."""
+    client()._complete_multipart_upload(
+        bucket(), key, upload_id, [Part(p.number, p.etag) for p in parts])
+
+
+def abort_multipart(key: str, upload_id: str) -> None:
+    """Drop the upload and its stored parts; an upload already gone is not an error."""
+    try:
+        client()._abort_multipart_upload(bucket(), key, upload_id)
+    except S3Error as exc:
+        if exc.code not in ("NoSuchUpload", *_MISSING):
+            raise
+
+
+def list_multipart_uploads(prefix: str) -> Iterator[PendingUpload]:
+    """Multipart uploads under ``prefix`` that were neither completed nor aborted."""
+    key_marker = upload_marker = None
+    while True:
+        result = client()._list_multipart_uploads(
+            bucket(), prefix=prefix, key_marker=key_marker, upload_id_marker=upload_marker)
+        for upload in result.uploads:
+            yield PendingUpload(upload.object_name, upload.upload_id or "",
+                                _naive_utc(upload.initiated_time))
+        if not result.is_truncated or not result.next_key_marker:
+            return
+        key_marker = result.next_key_marker
+        upload_marker = getattr(result, "next_upload_id_marker", None)
+
+
+def read_head(key: str, n: int) -> bytes:
+    """The first ``n`` bytes of the object (fewer when it is shorter)."""
+    return get_bytes(key, n)

@@ -25,7 +25,7 @@ from flask import current_app, has_app_context
 from portal import queue, storage
 from portal.extensions import db
 from portal.models import Scan
-from portal.services import appeals, assets, scans, sla, sweeper
+from portal.services import appeals, assets, scans, sla, sweeper, uploads
 
 log = logging.getLogger(__name__)
 _app = None
@@ -113,6 +113,7 @@ def _scan(scan_id: int) -> str:
     scan = db.session.get(Scan, scan_id)
     version, asset = scan.version, scan.version.asset
     key, name = scan.package_key, assets.scanner_file_name(version.package_name or "package.zip")
+    version_id = version.id
     labels = (asset.name, version.label)
     db.session.commit()  # no transaction stays open during a long scan
     osv = osv_database()
@@ -121,7 +122,9 @@ def _scan(scan_id: int) -> str:
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"scan-{scan_id}-", dir=scratch) as tmp:
         package = Path(tmp) / "package"
-        storage.fetch_to_file(key, package, progress=lambda done, total: progress("fetch", done, total))
+        _, sha256 = storage.fetch_to_file(
+            key, package, progress=lambda done, total: progress("fetch", done, total))
+        uploads.record_sha256(version_id, key, sha256)  # direct uploads arrive without one
         try:
             result = scanner.scan_package(package, _settings(), progress, name=name, osv=osv)
         except scanner.ScanError as exc:
@@ -284,3 +287,9 @@ def sweep_orphans() -> int:
 def run_reminders() -> int:
     """Remind reviewers of appeals due within one working day and of overdue ones."""
     return sla.send_reminders()
+
+
+@in_app_context
+def run_abort_abandoned_uploads() -> int:
+    """Abort direct uploads nobody has touched for a day, and their stored parts."""
+    return uploads.abort_abandoned()

@@ -9,6 +9,7 @@ from portal.models.calendar import CalendarDay
 from portal.models.notification import Notification
 from portal.models.product import Product, product_versions
 from portal.models.scan import Scan, ScanComponent, ScanFinding, ScanState
+from portal.models.upload import UploadSession, UploadState
 from portal.models.user import Role, User
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "CalendarDay", "ClaimVerdict", "Notification",
     "Asset", "AssetKind", "AssetVersion", "VersionStatus", "AuditEvent", "Product",
     "product_versions", "Scan", "ScanComponent", "ScanFinding", "ScanState", "Role", "User",
+    "UploadSession", "UploadState",
 ]

@@ -44,7 +44,7 @@ class Package:
     key: str
     name: str
     size: int
-    sha256: str
+    sha256: str | None  # None until a worker has read a directly uploaded package
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,83 @@ def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: 
     asset = version.asset
     db.session.commit()  # no transaction stays open while the upload streams
     package = _store_package(asset.owner_id, asset.id, version.id, stream, filename)
+    old_key = version.package_key
+    _attach(version, package)
+    record_event(actor, "version.modify", version, before={"package": old_key},
+                 after={"package": package.key, "sha256": package.sha256}, address=address)
+    scan = _submit(version, actor, address)
+    _commit_or_remove(package.key)
+    if old_key and old_key != package.key:
+        _delete_objects([old_key])
+    return _dispatched(version, scan)
+
+
+# --- packages already in storage (direct uploads, registered objects) --------------
+
+def check_new_asset(owner: User, *, name: str, kind: str, description: str,
+                    version_label: str, filename: str) -> dict:
+    """Validate the Add Asset fields before a package is stored; the cleaned values."""
+    fields = {"name": check_name(name), "kind": _check_kind(kind),
+              "description": _check_description(description),
+              "version_label": check_label(version_label)}
+    check_package_name(filename)
+    if _owner_has_name(owner.id, fields["name"]):
+        raise ValidationError(f"You already have an asset named {fields['name']}.", "name")
+    return fields
+
+
+def check_modifiable(actor: User, version_id: int, filename: str) -> AssetVersion:
+    """The actor's version, if it may get a new package named ``filename`` now."""
+    version = _owned_version(actor, version_id)
+    reason = state.refusal(version, "submit")
+    if reason is not None:
+        raise ValidationError(reason, "package")
+    check_package_name(filename)
+    return version
+
+
+def check_package_name(filename: str | None) -> None:
+    """ValidationError unless the file is named like an accepted package."""
+    _check_filename(filename)
+
+
+def check_stored_format(key: str, filename: str, size: int) -> None:
+    """ValidationError unless the stored object's first bytes are an accepted format."""
+    _check_format(key, filename, size)
+
+
+def attach_new_asset(owner: User, package: Package, *, name: str, kind: str, description: str,
+                     version_label: str, submit: bool, actor: User | None = None,
+                     address: str | None = None) -> AssetVersion:
+    """Add an asset whose first package is already stored; draft, or submitted for scanning.
+
+    ``actor`` (the owner by default) is who the audit log names, e.g. an operator
+    registering a package for a seller. If the database refuses, nothing is kept.
+    """
+    actor = actor or owner
+    fields = check_new_asset(owner, name=name, kind=kind, description=description,
+                             version_label=version_label, filename=package.name)
+    version = _reserve(owner, fields["name"], fields["kind"], fields["description"],
+                       fields["version_label"])
+    asset = version.asset
+    _attach(version, package)
+    record_event(actor, "asset.create", asset,
+                 after={"name": asset.name, "kind": asset.kind.value, "version": version.label,
+                        "package": package.key}, address=address)
+    scan = _submit(version, actor, address) if submit else None
+    try:
+        _commit_or_remove(package.key)
+    except BaseException:
+        db.session.delete(db.session.get(Asset, asset.id))
+        db.session.commit()
+        raise
+    return _dispatched(version, scan)
+
+
+def attach_to_version(actor: User, version_id: int, package: Package, *,
+                      address: str | None = None) -> AssetVersion:
+    """Give a version a package that is already stored and submit it again (Modify)."""
+    version = check_modifiable(actor, version_id, package.name)
     old_key = version.package_key
     _attach(version, package)
     record_event(actor, "version.modify", version, before={"package": old_key},

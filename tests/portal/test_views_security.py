@@ -16,7 +16,7 @@ STATIC = Path(__file__).resolve().parents[2] / "portal" / "static"
 def test_security_headers_on_every_page(client):
     response = client.get("/auth/login")
     assert response.status_code == 200
-    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["Content-Security-Policy"].startswith(CONTENT_SECURITY_POLICY)
     for directive in (
         "default-src 'self'",
         "script-src 'self'",
@@ -34,10 +34,18 @@ def test_security_headers_on_every_page(client):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_csp_lets_the_browser_upload_to_storage_only(app, client):
+    """Direct uploads PUT to the storage address browsers reach, and nowhere else."""
+    public = app.config.get("S3_PUBLIC_ENDPOINT") or app.config["S3_ENDPOINT"]
+    policy = client.get("/auth/login").headers["Content-Security-Policy"]
+    origin = "/".join(public.split("/")[:3])
+    assert policy.endswith(f"; connect-src 'self' {origin}")
+
+
 def test_headers_on_errors_and_static_files(client):
     missing = client.get("/no/such/page")
     assert missing.status_code == 404
-    assert missing.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert missing.headers["Content-Security-Policy"].startswith(CONTENT_SECURITY_POLICY)
     static = client.get("/static/htmx.min.js")
     assert static.status_code == 200
     assert static.headers["X-Content-Type-Options"] == "nosniff"
