@@ -115,6 +115,7 @@ def _scan(scan_id: int) -> str:
     key, name = scan.package_key, assets.scanner_file_name(version.package_name or "package.zip")
     version_id = version.id
     labels = (asset.name, version.label)
+    kind = asset.kind.value
     db.session.commit()  # no transaction stays open during a long scan
     osv = osv_database()
     progress = scans.progress_recorder(scan_id)
@@ -126,7 +127,7 @@ def _scan(scan_id: int) -> str:
             key, package, progress=lambda done, total: progress("fetch", done, total))
         uploads.record_sha256(version_id, key, sha256)  # direct uploads arrive without one
         try:
-            result = scanner.scan_package(package, _settings(), progress, name=name, osv=osv)
+            result = scanner.scan_package(package, _settings(kind), progress, name=name, osv=osv)
         except scanner.ScanError as exc:
             result = unscannable_result(package, name, str(exc), osv)
     down = engine_down(result)
@@ -138,13 +139,13 @@ def _scan(scan_id: int) -> str:
     return result.verdict
 
 
-def _settings():
+def _settings(kind: str = "binary"):
     from scanner.model import Settings
 
     cfg = current_app.config
     return Settings(osv_paths=tuple(osv_sources(Path(cfg["OSV_DIR"]))),
                     threshold=float(cfg["CVSS_THRESHOLD"]), clamd=cfg["CLAMD_ADDRESS"] or None,
-                    scratch_dir=Path(cfg["SCRATCH_DIR"]))
+                    scratch_dir=Path(cfg["SCRATCH_DIR"]), kind=kind)
 
 
 def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, str, str]:

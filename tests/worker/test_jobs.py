@@ -31,9 +31,9 @@ def _work(redis_conn) -> None:
                  connection=redis_conn).work(burst=True)
 
 
-def _add(seller, package: str, *, submit: bool = True, name: str = "app"):
+def _add(seller, package: str, *, submit: bool = True, name: str = "app", kind: str = "binary"):
     with open(PACKAGES / package, "rb") as stream:
-        return assets.create_asset(seller, name=name, kind="binary", description="",
+        return assets.create_asset(seller, name=name, kind=kind, description="",
                                    version_label="1.0", stream=stream, filename=package,
                                    submit=submit)
 
@@ -86,6 +86,17 @@ def test_a_package_the_scanner_refuses_is_rejected_not_retried(app, factories, r
     assert version.status is VersionStatus.rejected and scan.attempts == 1
     assert [f.type for f in scan.findings] == ["unscanned"]
     assert "could not be scanned" in scan.findings[0].summary
+
+
+def test_a_docker_asset_without_an_image_is_rejected_with_the_reason(app, factories, redis_conn):
+    seller = factories.user()
+    version = _add(seller, "pkg-c-clean.tar.gz", kind="docker")
+    _work(redis_conn)
+    db.session.refresh(version)
+    scan = version.latest_scan
+    assert version.status is VersionStatus.rejected and scan.attempts == 1
+    assert [f.type for f in scan.findings] == ["unscanned"]
+    assert "image" in scan.findings[0].summary.lower()
 
 
 def test_missing_vulnerability_data_fails_the_attempt_never_the_verdict(app, app_config, factories,
