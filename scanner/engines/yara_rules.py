@@ -6,13 +6,23 @@ ClamAV runs the rules it understands too, but it skips rules that use modules
 Rule files that import a module are matched on executables only (PE, ELF,
 Mach-O): loading a module costs more per file than all the other rules
 together, and the executable-format modules have nothing to say elsewhere.
+
+yara-python maps a file into memory whole. Files over :data:`WHOLE_FILE` are
+matched instead in windows of :data:`WINDOW` bytes that overlap by
+:data:`OVERLAP`, so memory stays bounded whatever the file size (ClamAV, which
+runs the rules it supports too, still reads such a file whole). On those files
+a match longer than the overlap that straddles two windows, or a condition on
+``filesize`` or on offsets past the first window, is not seen by yara-python;
+module rules see the first window.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +41,10 @@ EXECUTABLE_MAGIC = (
 )
 #: Enough of a file's start to recognise what :func:`RuleSet.match` needs.
 HEAD_BYTES = 8
+#: Larger files are matched in overlapping windows (see the module docstring).
+WHOLE_FILE = 64 * 1024**2
+WINDOW = 32 * 1024**2
+OVERLAP = 1024**2
 
 
 @dataclass(frozen=True)
@@ -50,11 +64,32 @@ class RuleSet:
         ``head`` is the file's first bytes (at least :data:`HEAD_BYTES`).
         Raises ``yara.Error`` (``yara.TimeoutError`` included) when it cannot tell.
         """
+        executable = head.startswith(EXECUTABLE_MAGIC)
+        if os.stat(path).st_size > WHOLE_FILE:
+            return self._match_windows(path, executable, timeout)
         matches = []
         if self.plain is not None:
             matches += self.plain.match(str(path), timeout=timeout)
-        if self.modules is not None and head.startswith(EXECUTABLE_MAGIC):
+        if self.modules is not None and executable:
             matches += self.modules.match(str(path), timeout=timeout)
+        return sorted({f"YARA.{m.rule}" for m in matches})
+
+    def _match_windows(self, path: Path, executable: bool, timeout: int) -> list[str]:
+        """Match a large file window by window, within ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        matches = []
+        with open(path, "rb") as f:
+            offset = 0
+            while data := os.pread(f.fileno(), WINDOW, offset):
+                for rules, wanted in ((self.plain, True), (self.modules, executable and not offset)):
+                    if rules is not None and wanted:
+                        left = int(deadline - time.monotonic())
+                        if left < 1:
+                            raise yara.TimeoutError(f"no answer within {timeout}s")
+                        matches += rules.match(data=data, timeout=left)
+                if len(data) < WINDOW:
+                    break
+                offset += WINDOW - OVERLAP
         return sorted({f"YARA.{m.rule}" for m in matches})
 
 

