@@ -179,6 +179,7 @@ class _Unpacker:
         from scanner.nested import Nested  # it builds on this module
 
         self.covered = covered
+        self.dirs: set[Path] = set()  # directories made for entries (never removed while unpacking)
 
         self.package = package
         self.scratch = scratch
@@ -599,7 +600,9 @@ class _Unpacker:
         """
         path = base.joinpath(*parts)
         try:
-            _mkdir(path.parent, parents=True)
+            if path.parent not in self.dirs:  # most entries share their directory
+                _mkdir(path.parent, parents=True)
+                self.dirs.add(path.parent)
             return path, _open_new(path)
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             pass
@@ -687,6 +690,8 @@ def _clean(part: str) -> str:
 
 def _text(name: str) -> str:
     """Readable text for a name: undecodable bytes as \\xNN, control characters escaped."""
+    if name.isascii() and name.isprintable():  # nearly every name
+        return name
     if any("\udc80" <= c <= "\udcff" for c in name):
         name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if name.isprintable():
