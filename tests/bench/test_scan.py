@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -34,6 +35,9 @@ from .packages import EICAR_LOCATION, ROOT, mixed_package, remove_tree
 pytestmark = pytest.mark.bench
 
 SIZES = [s.strip() for s in os.environ.get("ASSAY_BENCH_SIZES", "100m,1g").split(",") if s.strip()]
+#: Each side runs this many times, alternating, and its fastest run counts: the
+#: machine may be busy with other work for part of a run.
+ROUNDS = int(os.environ.get("ASSAY_BENCH_ROUNDS", "2"))
 WORK = ROOT / "var" / "bench" / "work"
 OSV = ROOT / "tests" / "data" / "corpus" / "osv"
 MB = 1024**2
@@ -62,8 +66,14 @@ def work_dir():
 @pytest.mark.parametrize("size", SIZES)
 def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
     package = mixed_package(size)
-    raw = _raw_tools(package, bench_clamd, work_dir / "raw")
-    assay = _assay(package, bench_clamd, work_dir / "assay")
+    raws, assays = [], []
+    for n in range(ROUNDS):
+        raws.append(_raw_tools(package, bench_clamd, work_dir / f"raw{n}"))
+        assays.append(_assay(package, bench_clamd, work_dir / f"assay{n}"))
+    raw = min(raws, key=lambda r: r["seconds"])
+    assay = min(assays, key=lambda r: r["seconds"])
+    assay["rss_mb"] = max(a["rss_mb"] for a in assays)
+    assay["scratch_mb"] = max(a["scratch_mb"] for a in assays)
 
     ratio = assay["seconds"] / raw["seconds"]
     print(
@@ -72,7 +82,10 @@ def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
         f"scratch peak {raw['scratch_mb']:6.0f} MB\n"
         f"  assay scan_package:                     {assay['seconds']:7.1f} s, "
         f"scratch peak {assay['scratch_mb']:6.0f} MB, peak RSS {assay['rss_mb']:.0f} MB\n"
-        f"  ratio assay / raw = {ratio:.2f}"
+        f"  CPU seconds (tools + clamd): raw {raw['cpu']:.1f}, assay {assay['cpu']:.1f}\n"
+        f"  all runs: raw {[round(r['seconds'], 1) for r in raws]}, "
+        f"assay {[round(a['seconds'], 1) for a in assays]}\n"
+        f"  ratio assay / raw = {ratio:.2f} (fastest of {ROUNDS} each)"
     )
     bench_record(f"scan_vs_raw_ratio_{size}", round(ratio, 3), "x")
     bench_record(f"scan_seconds_{size}", round(assay["seconds"], 1), "s")
@@ -80,6 +93,8 @@ def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
     bench_record(f"scan_peak_rss_mb_{size}", round(assay["rss_mb"], 1), "MB")
     bench_record(f"scratch_peak_mb_{size}", round(assay["scratch_mb"], 1), "MB")
     bench_record(f"raw_scratch_peak_mb_{size}", round(raw["scratch_mb"], 1), "MB")
+    bench_record(f"scan_cpu_seconds_{size}", round(assay["cpu"], 1), "s")
+    bench_record(f"raw_cpu_seconds_{size}", round(raw["cpu"], 1), "s")
 
     assert raw["found_eicar"], "clamdscan did not find the EICAR file"
     assert assay["verdict"] == "rejected"
@@ -90,19 +105,20 @@ def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
 def _raw_tools(package: Path, clamd, target: Path) -> dict:
     """``bsdtar -xf`` then ``clamdscan --multiscan`` against the same clamd."""
     target.mkdir()
+    cpu = _Cpu(clamd)
     with _ScratchPeak(target) as peak:
         started = time.perf_counter()
-        subprocess.run(["bsdtar", "-xf", str(package), "-C", str(target)], check=True)
-        scan = subprocess.run(
+        cpu.run(["bsdtar", "-xf", str(package), "-C", str(target)])
+        scan = cpu.run(
             ["clamdscan", f"--config-file={clamd.extra['config']}", "--multiscan",
              "--no-summary", "--infected", str(target)],
-            capture_output=True, text=True,
         )
         seconds = time.perf_counter() - started
     if scan.returncode not in (0, 1):
         pytest.fail(f"clamdscan failed ({scan.returncode}): {scan.stderr or scan.stdout}")
     remove_tree(target)
-    return {"seconds": seconds, "scratch_mb": peak.mb, "found_eicar": "FOUND" in scan.stdout}
+    return {"seconds": seconds, "scratch_mb": peak.mb, "found_eicar": "FOUND" in scan.stdout,
+            "cpu": cpu.seconds()}
 
 
 def _assay(package: Path, clamd, scratch: Path) -> dict:
@@ -110,15 +126,46 @@ def _assay(package: Path, clamd, scratch: Path) -> dict:
     scratch.mkdir()
     args = [sys.executable, "-m", "tests.bench.scan_child", str(package),
             "--clamd", clamd.address, "--osv", str(OSV), "--scratch", str(scratch)]
+    cpu = _Cpu(clamd)
     with _ScratchPeak(scratch) as peak:
+        child = cpu.run(args)
+    if child.returncode != 0:
+        pytest.fail(f"scan failed ({child.returncode}): {child.stderr[-2000:]}")
+    result = json.loads(child.stdout)
+    return {**result, "rss_mb": cpu.maxrss / 1024, "scratch_mb": peak.mb, "cpu": cpu.seconds()}
+
+
+class _Cpu:
+    """CPU time of the commands run through it, plus clamd's over the same span."""
+
+    def __init__(self, clamd):
+        self.clamd_pid = clamd.proc.pid
+        self.clamd_start = _process_cpu(self.clamd_pid)
+        self.children = 0.0
+        self.maxrss = 0
+
+    def run(self, args: list[str]) -> subprocess.CompletedProcess:
+        """Run ``args``; its peak RSS comes from ``wait4``, so it is its own."""
         child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = child.stdout.read(), child.stderr.read()
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        pytest.fail(f"scan failed ({child.returncode}): {err.decode(errors='replace')[-2000:]}")
-    result = json.loads(out)
-    return {**result, "rss_mb": usage.ru_maxrss / 1024, "scratch_mb": peak.mb}
+        child.stdout.close()
+        child.stderr.close()
+        self.children += usage.ru_utime + usage.ru_stime
+        self.maxrss = max(self.maxrss, usage.ru_maxrss)
+        return subprocess.CompletedProcess(
+            args, child.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+
+    def seconds(self) -> float:
+        return self.children + _process_cpu(self.clamd_pid) - self.clamd_start
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process, threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _ScratchPeak:
@@ -136,7 +183,7 @@ class _ScratchPeak:
     def mb(self) -> float:
         return self.peak / MB
 
-    def __enter__(self) -> "_ScratchPeak":
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
