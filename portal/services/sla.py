@@ -116,12 +116,13 @@ def upcoming_days(count: int = 21, *, start: date | None = None) -> list[DayInfo
     tz, country = _zone_and_country()
     start = start or calendar.local_time(utcnow(), tz).date()
     overrides = {d.day: d for d in list_calendar_days()}
+    working_overrides = {k: v.working for k, v in overrides.items()}
     names = holidays.country_holidays(country, years=(start.year, start.year + 1))
     workdays = getattr(names, "weekend_workdays", set())
     out = []
     for offset in range(count):
         day = start + timedelta(days=offset)
-        working = calendar.is_working_day(day, country, {k: v.working for k, v in overrides.items()})
+        working = calendar.is_working_day(day, country, working_overrides)
         if day in overrides:
             why = "override" + (f": {overrides[day].note}" if overrides[day].note else "")
         elif day in workdays:
@@ -249,7 +250,9 @@ def _reminder_text(appeal: Appeal, kind: str, due: Due) -> str:
     when = f"{due.local:%Y-%m-%d %H:%M} GMT{offset[:3]}:{offset[3:]}"
     if kind == "overdue":
         return f"{what} is overdue: it was due {when}."
-    return f"{what} is due {'today' if due.due_today else 'by the end of the next working day'}: {when}."
+    if due.due_today:
+        return f"{what} is due today: {when}."
+    return f"{what} is due by the end of the next working day: {when}."
 
 
 def _recipients(appeal: Appeal) -> list[User]:
@@ -339,9 +342,10 @@ def sla_figures(now: datetime | None = None) -> Figures:
     overrides = calendar_overrides()
     open_due = db.session.scalars(select(Appeal.due_at).where(Appeal.decision.is_(None))).all()
     states = [due_status(d, now=now, overrides=overrides) for d in open_due]
-    decided = db.session.execute(select(Appeal.submitted_at, Appeal.decided_at, Appeal.due_at).where(
-        Appeal.decision.in_([AppealDecision.accepted, AppealDecision.denied]),
-        Appeal.decided_at >= now - FIGURES_WINDOW)).all()
+    decided = db.session.execute(
+        select(Appeal.submitted_at, Appeal.decided_at, Appeal.due_at).where(
+            Appeal.decision.in_([AppealDecision.accepted, AppealDecision.denied]),
+            Appeal.decided_at >= now - FIGURES_WINDOW)).all()
     spans = [decided_at - submitted for submitted, decided_at, _ in decided]
     return Figures(
         open=len(states), due_today=sum(s.due_today for s in states),

@@ -89,7 +89,8 @@ def test_appeal_flow(page, portal, browser, screenshots, tmp_path):  # noqa: F81
     assert page.get_by_role("heading", name="Reviewing").is_visible()
     due = page.locator(".due-date").text_content()
     assert re.search(r"\d{4}-\d{2}-\d{2} 23:59 GMT\+08:00", due), due
-    assert re.search(r"due in \d working days?|due today", page.locator(".countdown").text_content())
+    countdown = page.locator(".countdown").text_content()
+    assert re.search(r"due in \d working days?|due today", countdown), countdown
     assert page.locator(".page-head .badge-label").text_content().strip() == "Reviewing"
     page.evaluate("window.assayNoReload = true")  # gone if the page reloads
     shot("appeal-reviewing")

@@ -43,7 +43,8 @@ def make_rejected(factories, seller=None, *, result=None, name=None):
     """A version whose latest scan completed as rejected, with its report stored."""
     seller = seller or factories.user()
     asset = factories.asset(seller, name=name)
-    version = factories.version(asset, status=VersionStatus.scanning, package=b"PK\x05\x06" + bytes(18))
+    version = factories.version(asset, status=VersionStatus.scanning,
+                                package=b"PK\x05\x06" + bytes(18))
     scan = factories.scan(version, state="running")
     complete(scan, result or scan_result())
     db.session.refresh(version)
@@ -138,7 +139,8 @@ def test_the_filled_report_files_an_appeal_with_claims_files_and_due_date(reject
     assert appeal.scan_id == rejected.latest_scan.id and appeal.is_open
     assert appeal.submitted_at == MONDAY
     assert appeal.due_at == datetime(2026, 3, 5, 15, 59, 59)  # Thursday 23:59:59 GMT+08:00
-    claims = {c.finding_fingerprint: (c.false_positive, c.reason, c.evidence) for c in appeal.claims}
+    claims = {c.finding_fingerprint: (c.false_positive, c.reason, c.evidence)
+              for c in appeal.claims}
     assert claims == {VIRUS_ID: (True, REASON, f"evidence for {VIRUS_ID}"),
                       VULN_ID: (True, REASON, f"evidence for {VULN_ID}"),
                       UNSCANNED_ID: (True, REASON, f"evidence for {UNSCANNED_ID}"),
@@ -177,7 +179,8 @@ REFUSED = {
                  "old-format (.xls) or password-protected"),
     "a zip but no workbook": (lambda d, v: _zip(**{"readme.txt": "hi"}),
                               "a zip archive but not an xlsx workbook"),
-    "too large": (lambda d, v: d + bytes(10 * 1024 * 1024), "more than 10.0 MB, the most a report may be"),
+    "too large": (lambda d, v: d + bytes(10 * 1024 * 1024),
+                  "more than 10.0 MB, the most a report may be"),
     "no Yes": (lambda d, v: filled(d, F3="No", H3="just a remark"),
                "Mark at least one finding as a false positive"),
     "Yes without a reason": (lambda d, v: filled(d, F3="Yes"),
@@ -418,7 +421,8 @@ def test_every_blocking_finding_accepted_approves_the_version(rejected, reviewer
     assert actions("appeal_claims") == ["appeal.claim_decision"] * 3
     assert actions("appeals")[-1] == "appeal.decide"
     assert actions("asset_versions")[-1] == "version.accept"
-    decision = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "appeal.decide")).one()
+    decision = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "appeal.decide")).one()
     assert decision.actor_id == reviewer.id and decision.after["decision"] == "accepted"
     with pytest.raises(ValidationError, match="already closed"):
         appeals.decide_appeal(reviewer, appeal.id)
@@ -441,7 +445,8 @@ def test_one_rejected_claim_rejects_the_version_with_the_notes_shown_to_the_sell
     db.session.refresh(rejected)
     assert rejected.status is VersionStatus.rejected
     view = appeals.seller_view(rejected.asset.owner, rejected.id)
-    assert view.appeal.decision.value == "denied" and view.appeal.comment == "Upgrade PyYAML to 5.3.1."
+    assert view.appeal.decision.value == "denied"
+    assert view.appeal.comment == "Upgrade PyYAML to 5.3.1."
     notes = {r.finding.fingerprint: (r.claim.verdict, r.claim.note) for r in view.rows if r.claim}
     assert notes[VULN_ID] == (ClaimVerdict.rejected, "full_load is called in src/config.py")
     # The two accepted ones are remembered even though the appeal failed; the rejected one is not.
@@ -458,7 +463,7 @@ def test_an_undisputed_blocking_finding_denies_the_appeal(rejected, reviewer):
     assert rejected.status is VersionStatus.rejected
 
 
-# --- carry-over to a rescan ------------------------------------------------------------------------
+# --- carry-over to a rescan -----------------------------------------------------------------
 
 def _rescan(version):
     state.move(version, "submit", actor=version.asset.owner)
@@ -600,7 +605,8 @@ def test_sla_figures(factories, reviewer):
     for hours in (10, 30, 50):
         appeal = _open_appeal(factories, datetime(2026, 3, 4, 15, 59, 59))
         decide_all(reviewer, appeal)
-        appeal.submitted_at, appeal.decided_at = now - timedelta(hours=hours + 1), now - timedelta(hours=1)
+        appeal.submitted_at = now - timedelta(hours=hours + 1)
+        appeal.decided_at = now - timedelta(hours=1)
     old = _open_appeal(factories, datetime(2026, 1, 4, 15, 59, 59))
     decide_all(reviewer, old)
     old.decided_at = now - timedelta(days=40)
