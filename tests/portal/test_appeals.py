@@ -24,6 +24,7 @@ from portal.models import (
 from portal.services import appeals, calendar, scans, sla, state
 from portal.services.appeals import ClaimInput
 from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.timeutil import utcnow
 from scanner.report import write_report
 from tests.scanner.report_fixtures import (
     NO_VECTOR_ID, UNSCANNED_ID, VIRUS_ID, VULN_ID, scan_result,
@@ -654,3 +655,20 @@ def test_upcoming_days_name_holidays_make_up_days_and_overrides(factories):
     assert not days[date(2026, 2, 22)].working
     assert days[date(2026, 2, 26)].why == "override: Office move"
     assert days[date(2026, 2, 27)].working and days[date(2026, 2, 27)].why == ""
+
+
+def test_deleting_an_asset_removes_its_appeals_and_the_sweeper_their_files(app, rejected,
+                                                                            reviewer):
+    from portal.services import assets, sweeper
+
+    appeal = submit(rejected, all_yes(report_of(rejected)), evidence=[("log.txt", b"log")])
+    decide_all(reviewer, appeal)
+    sla.send_reminders(now=appeal.due_at)  # a decided appeal: nothing to remind
+    keys = appeal.object_keys
+    assert len(keys) == 2 and all(storage.head(k) for k in keys)
+    assert set(keys) <= sweeper.known_keys()
+    assets.delete_asset(rejected.asset.owner, rejected.asset_id)
+    counts, _ = snapshot()
+    assert counts[:3] == (0, 0, 0) and counts[4] == 0  # appeals, claims, evidence, accepted
+    later = utcnow() + timedelta(seconds=app.config["ORPHAN_MIN_AGE"] + 60)
+    assert set(keys) <= set(sweeper.find_orphans(later))
