@@ -14,7 +14,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,6 @@ from .model import NEST, Finding, Progress, Settings
 #: connections keep it busy while each one waits for an answer.
 CLAMD_CONNECTIONS = 3
 YARA_THREADS = 2
-#: Files waiting for each engine; beyond this the caller's stream waits.
-QUEUE = 64
 #: Compressed streams: no YARA rule can match their bytes, and every file in
 #: them is matched on its own once unpacked.
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
@@ -101,94 +99,110 @@ def scan_members(
 
 
 class _Run:
-    """Scans the members on worker threads and gathers their answers on the calling thread."""
+    """Scans the members on worker threads and gathers their answers on the calling thread.
+
+    Each worker takes the next member from the (possibly streamed) input itself
+    and asks both engines about it, so a file costs one hand-off, not four.
+    """
 
     def __init__(self, progress: Progress | None):
         self.members: list[Member] = []
         self.too_large: list[Finding] = []
         self.hits: list[_Hit] = []
-        self.events: queue.Queue[_Hit] = queue.Queue()
+        self.events: queue.Queue[tuple[int, list[_Hit]]] = queue.Queue()
         self.progress = progress
-        self.pending: dict[int, int] = {}  # index -> engine answers still due
-        self.done = 0
+        self.lock = threading.Lock()
+        self.source: Iterator[Member] | Iterator[int] = iter(())
+        self.later: list[int] = []  # containers, decided once the input has ended
+        self.batch: set[int] = set()  # for a ClamAV back end that scans in one go
+        self.pending: dict[int, int] = {}  # index -> answers still due (calling thread only)
+        self.done = 0  # members answered (calling thread only)
+        self.skipped = 0  # members no engine needs to read (counted under the lock)
         self.total: int | None = None  # None while a stream is still arriving
 
     def go(self, members: Iterable[Member], clamav, rules: RuleSet, limit: int, covered) -> None:
-        # Bounded hand-off queues: the caller's stream waits when the engines fall behind.
-        clamav_queue: queue.Queue[int | None] = queue.Queue(QUEUE)
-        yara_queue: queue.Queue[int | None] = queue.Queue(QUEUE)
-        later: list[int] = []  # containers, decided once the stream has ended
-        batch: list[int] = []  # for a ClamAV back end that scans in one go
-        if isinstance(members, (list, tuple)):  # not a stream: the total is known from the start
+        counted = isinstance(members, (list, tuple))
+        if counted:  # not a stream: the total is known from the start
             self.total = len(members)
-            self.done = sum(1 for m in members if m.size > limit)
+            self.skipped = sum(1 for m in members if m.size > limit)
         self._report(force=True)
-        # Separate pools, so YARA keeps pace with ClamAV instead of queueing behind it.
-        with (
-            ThreadPoolExecutor(clamav.threads, "assay-clamav") as clamav_pool,
-            ThreadPoolExecutor(YARA_THREADS, "assay-yara") as yara_pool,
-        ):
-            if clamav.streams:
-                work = lambda i: clamav.scan(self.members[i].path, i, self.events.put)
-                _drain(clamav_pool, clamav.threads, clamav_queue, work)
-            _drain(yara_pool, YARA_THREADS, yara_queue, lambda i: self._yara(rules, i))
-
-            def send(i: int) -> None:
-                self.pending[i] = 2  # ClamAV and YARA answers due
-                if clamav.streams:
-                    clamav_queue.put(i)
-                else:
-                    batch.append(i)
-                yara_queue.put(i)
-
-            try:
-                for member in members:
-                    i = len(self.members)
-                    self.members.append(member)
-                    if member.size > limit:
-                        # an oversized container was opened: each file inside it is scanned
-                        if not member.container:
-                            self.too_large.append(_too_large(member))
-                        if self.total is None:
-                            self.done += 1
-                    elif member.container:
-                        later.append(i)
-                    else:
-                        send(i)
-                    self._collect(block=False)
-                for i in later:
-                    if self.members[i].location in covered:
-                        self.done += 1
-                    else:
-                        send(i)
-            finally:
-                for _ in range(clamav.threads if clamav.streams else 0):
-                    clamav_queue.put(None)
-                for _ in range(YARA_THREADS):
-                    yara_queue.put(None)
+        with ThreadPoolExecutor(clamav.threads + 1, "assay-virus") as pool:
+            self.source = iter(members)
+            self._work(pool, clamav, rules, lambda: self._next_member(limit, counted))
+            # Containers, once the input has ended: those read whole by the unpacker are done.
+            todo = [i for i in self.later if self.members[i].location not in covered]
+            self.skipped += len(self.later) - len(todo)
+            self.source = iter(todo)
+            self._work(pool, clamav, rules, lambda: next(self.source, None))
             if not clamav.streams:
-                clamav.submit(clamav_pool, self.members, batch, self.events.put)
-            while self.pending:
-                self._collect(block=True)
+                put = lambda hit: self.events.put((hit.index, [hit]))
+                self._wait([clamav.submit(pool, self.members, sorted(self.batch), put)])
         self._report(force=True)
 
-    def _collect(self, block: bool) -> None:
-        """Take in the answers that have arrived (at least one when ``block``)."""
+    def _work(self, pool, clamav, rules: RuleSet, take) -> None:
+        """Scan what ``take`` hands out on every worker thread; gather the answers meanwhile."""
+
+        def loop() -> None:
+            while True:
+                with self.lock:
+                    i = take()
+                if i is None:
+                    return
+                self.events.put((i, self._scan(i, clamav, rules)))
+
+        self._wait([pool.submit(loop) for _ in range(clamav.threads)])
+
+    def _wait(self, futures) -> None:
+        while not all(f.done() for f in futures):
+            self._collect(timeout=0.1)
+        self._collect(timeout=0)
+        for f in futures:
+            f.result()  # a stream that raised: the caller sees it
+
+    def _next_member(self, limit: int, counted: bool) -> int | None:
+        """The next member the engines must read (called under the lock), or None."""
+        for member in self.source:
+            i = len(self.members)
+            self.members.append(member)
+            if member.size > limit:
+                # an oversized container was opened: each file inside it is scanned
+                if not member.container:
+                    self.too_large.append(_too_large(member))
+                if not counted:
+                    self.skipped += 1
+            elif member.container:
+                self.later.append(i)
+            else:
+                return i
+        return None
+
+    def _scan(self, index: int, clamav, rules: RuleSet) -> list[_Hit]:
+        hits: list[_Hit] = []
+        if clamav.streams:
+            clamav.scan(self.members[index].path, index, hits.append)
+        else:
+            with self.lock:
+                self.batch.add(index)  # before its YARA answer is put
+        hits.append(self._yara(rules, index))
+        return hits
+
+    def _collect(self, timeout: float) -> None:
+        """Take in the answers that have arrived, waiting up to ``timeout`` for the first."""
         while True:
             try:
-                hit = self.events.get(block=block)
+                index, hits = self.events.get(timeout=timeout) if timeout else self.events.get_nowait()
             except queue.Empty:
                 return
-            block = False
-            if hit.answers:
-                self.hits.append(hit)
-            self.pending[hit.index] -= 1
-            if not self.pending[hit.index]:
-                del self.pending[hit.index]
+            timeout = 0
+            self.hits += [hit for hit in hits if hit.answers]
+            left = self.pending.pop(index, 2 if index in self.batch else 1) - 1
+            if left:
+                self.pending[index] = left
+            else:
                 self.done += 1
                 self._report()
 
-    def _yara(self, rules: RuleSet, index: int) -> None:
+    def _yara(self, rules: RuleSet, index: int) -> _Hit:
         path = self.members[index].path
         try:
             answers = tuple(Answer("virus", name) for name in _yara_match(rules, path))
@@ -196,7 +210,7 @@ class _Run:
             answers = (Answer("unscanned", None, f"YARA did not finish within {MATCH_TIMEOUT}s"),)
         except Exception as exc:  # yara.Error, OSError: fail closed
             answers = (Answer("unscanned", None, f"YARA could not scan the file: {exc}"),)
-        self.events.put(_Hit(index, "yara", answers))
+        return _Hit(index, "yara", answers)
 
     _last = 0.0
 
@@ -205,7 +219,7 @@ class _Run:
         if self.progress and (force or now - self._last >= 0.25):
             self._last = now
             total = len(self.members) if self.total is None else self.total
-            self.progress("virus", self.done, total)
+            self.progress("virus", self.done + self.skipped, total)
 
     def findings(self, unavailable: str | None) -> list[Finding]:
         out: list[Finding] = []
@@ -227,21 +241,6 @@ class _Run:
                 "files were not scanned for viruses",
             ))
         return out
-
-
-def _drain(pool: ThreadPoolExecutor, threads: int, indexes: queue.Queue, work) -> None:
-    """Run ``work(i)`` on ``threads`` threads of ``pool`` for each index put on the queue.
-
-    Each thread stops at a ``None``. Threads pull indexes rather than holding a
-    future per file: a package can hold hundreds of thousands of files.
-    """
-
-    def loop() -> None:
-        while (i := indexes.get()) is not None:
-            work(i)
-
-    for _ in range(threads):
-        pool.submit(loop)
 
 
 def _yara_match(rules: RuleSet, path: Path) -> list[str]:
@@ -309,7 +308,7 @@ class _ClamscanScan:
     """ClamAV through ``clamscan`` on one worker thread, in large batches."""
 
     streams = False  # all files at once, when the stream has ended
-    threads = 1
+    threads = YARA_THREADS  # they match YARA meanwhile; one more runs clamscan
 
     def __init__(self, settings: Settings, max_file: int):
         self.settings = settings
@@ -323,8 +322,8 @@ class _ClamscanScan:
             self.unavailable = f"clamscan: {exc}"
             return f"unavailable ({self.unavailable})"
 
-    def submit(self, pool, members, indexes, put) -> None:
-        pool.submit(self._scan, members, indexes, put)
+    def submit(self, pool, members, indexes, put):
+        return pool.submit(self._scan, members, indexes, put)
 
     def close(self) -> None:
         pass
