@@ -332,6 +332,8 @@ class Figures:
         if self.median_to_decision is None:
             return "—"
         hours = self.median_to_decision.total_seconds() / 3600
+        if hours < 1:
+            return f"{hours * 60:.0f} min"
         return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 

@@ -54,6 +54,7 @@ def test_appeal_flow(page, portal, browser, screenshots, tmp_path):  # noqa: F81
     with portal.app.app_context():
         users.create_user("sam@example.com", "Sam Seller", PASSWORD, "seller")
         users.create_user("rita@example.com", "Rita Reviewer", PASSWORD, "reviewer")
+        users.create_user("otto@example.com", "Otto Operator", PASSWORD, "operator")
     base, shot = portal.url, Shots(page, screenshots)
     shot.count = 70
 
@@ -106,7 +107,7 @@ def test_appeal_flow(page, portal, browser, screenshots, tmp_path):  # noqa: F81
     review_shot.count = 80
     try:
         log_in(reviewer, base, "rita@example.com")
-        reviewer.get_by_role("link", name=re.compile(r"^Appeal queue")).click()
+        reviewer.get_by_role("link", name=re.compile(r"^Appeals")).click()
         reviewer.wait_for_url(base + "/reviews/")
         first = reviewer.locator("#queue-table tbody tr").first
         assert "python-app" in first.text_content() and "sam@example.com" in first.text_content()
@@ -148,3 +149,26 @@ def test_appeal_flow(page, portal, browser, screenshots, tmp_path):  # noqa: F81
     assert page.get_by_text("All findings are false positives.").is_visible()
     shot("appeal-approved")
     assert not page.console_problems, page.console_problems
+
+
+def test_operators_see_sla_figures_and_set_the_calendar(browser, portal, screenshots):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    try:
+        log_in(page, portal.url, "otto@example.com")
+        page.get_by_role("link", name="Calendar", exact=True).click()
+        page.wait_for_url(portal.url + "/admin/calendar/")
+        assert page.locator(".figures").get_by_text("Median time to decision").is_visible()
+        page.get_by_label("Day").fill("2031-05-06")
+        page.get_by_label("Make it").select_option("0")
+        page.get_by_label("Note").fill("Company holiday")
+        page.get_by_role("button", name="Save").click()
+        page.get_by_text("2031-05-06 is now a holiday").wait_for()
+        assert page.get_by_role("row", name=re.compile("2031-05-06")).is_visible()
+        page.screenshot(path=str(screenshots / "90-sla-calendar.png"), full_page=True)
+        assert not problems, problems
+    finally:
+        context.close()

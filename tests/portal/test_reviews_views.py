@@ -204,7 +204,7 @@ def test_the_queue_fragment_refreshes_itself(client, auth, world):
     assert "<html" in html and "HX-Request" in page.headers["Vary"]
     assert re.search(r'id="queue-table"[^>]*hx-trigger="every 30s"', html)
     assert f"#{world.appeal.id} acme-agent" in html and "Claim" in html
-    assert re.search(r'Appeal queue <span class="nav-count"[^>]*>1</span>', html)
+    assert re.search(r'Appeals <span class="nav-count"[^>]*>1</span>', html)
     assert_csp_safe(html)
     fragment = client.get("/reviews/?filter=unassigned", headers=HX).get_data(as_text=True)
     assert fragment.lstrip().startswith('<div id="queue-table"') and "<html" not in fragment
