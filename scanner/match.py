@@ -63,6 +63,7 @@ _ECOSYSTEMS = {
         "GitHub Actions",
         "openEuler",
         "Azure Linux",
+        "Assay-native",
     )
 }
 
@@ -96,6 +97,32 @@ _VERSION_CLASSES: dict[str, type[uv.Version]] = {
     "openEuler": uv.RpmVersion,
     "Azure Linux": uv.RpmVersion,
 }
+
+
+class NativeVersion(uv.Version):
+    """Versions of C libraries as their banners print them: ``1.2.11``, ``1.30.1``, ``1.0.2zd``.
+
+    Dotted numbers (trailing zeros ignored, so ``1.2`` == ``1.2.0``), then OpenSSL's
+    letter suffix, which orders after the bare number and by length before
+    letters (``1.0.2`` < ``1.0.2k`` < ``1.0.2z`` < ``1.0.2za``).
+    """
+
+    _PATTERN = re.compile(r"^(\d+(?:\.\d+)*)([a-z]{0,2})$")
+
+    @classmethod
+    def is_valid(cls, string):
+        return bool(cls._PATTERN.match(string or ""))
+
+    @classmethod
+    def build_value(cls, string):
+        numbers, letters = cls._PATTERN.match(string).groups()
+        parts = [int(n) for n in numbers.split(".")]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return (tuple(parts), len(letters), letters)
+
+
+_VERSION_CLASSES["Assay-native"] = NativeVersion
 
 
 class Affected(enum.Enum):

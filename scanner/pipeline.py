@@ -17,7 +17,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scanner import nested
+from scanner import native, nested
 from scanner.catalog import catalog
 from scanner.identify import identify
 from scanner.model import (
@@ -90,6 +90,8 @@ def scan_package(
 
             report("match", 0, len(components))
             vulnerabilities = osv.match(components, settings.threshold)
+            # libraries known only by the version string compiled into a binary
+            vulnerabilities += native.match(components, settings.threshold)
             report("match", len(components), len(components))
 
             report("virus", 0, len(unpacked.members))
@@ -115,7 +117,7 @@ def scan_package(
         scan=ScanInfo(
             policy=settings.policy,
             threshold=settings.threshold,
-            engines={**engines, "osv": osv.snapshot},
+            engines={**engines, "osv": osv.snapshot, "native": native.database().snapshot},
             osv_records=osv.records,
             started=started,
             finished=_now(),

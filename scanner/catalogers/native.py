@@ -2,8 +2,9 @@
 
 * ELF and PE files: the versions of the well-known C libraries whose banners they
   embed (OpenSSL, zlib, BusyBox; see :mod:`scanner.formats.binary`), as
-  ``Generic`` components with a ``pkg:generic/<name>@<version>`` purl. OSV has
-  no ecosystem for them, so they are listed, not matched.
+  ``Assay-native`` components with a ``pkg:generic/<name>@<version>`` purl. OSV
+  has no ecosystem for them: they are matched against the advisories shipped
+  with the scanner (:mod:`scanner.native`).
 * APK, IPA and HAP packages: the app itself, by the id and version its manifest
   declares (``Generic``, purl ``pkg:generic/<id>@<version>?app=apk``). OSV's
   ``Android`` ecosystem is the Android platform's own components, not apps. The

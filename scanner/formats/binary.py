@@ -8,10 +8,10 @@ specific enough not to match documentation text:
 * zlib: `` deflate 1.2.11 Copyright 1995-2017`` (or ``inflate``),
 * BusyBox: ``BusyBox v1.30.1``.
 
-The ecosystem is ``"Generic"`` with the upstream project name in lower case: OSV
-has no ecosystem for C libraries, so these are matched by name (the purl is
-``pkg:generic/<name>@<version>``), leaving the mapping to CPE/NVD-style data
-to the matcher.
+The ecosystem is ``"Assay-native"`` with the upstream project name in lower
+case (the purl is ``pkg:generic/<name>@<version>``): OSV has no ecosystem for C
+libraries, so they are matched against the small advisory set shipped in
+``scanner/data/native`` (see :mod:`scanner.native`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import mmap
 import re
 from pathlib import Path
 
-ECOSYSTEM = "Generic"
+ECOSYSTEM = "Assay-native"
 PATTERNS: list[tuple[str, re.Pattern[bytes]]] = [
     ("openssl", re.compile(rb"OpenSSL (\d+\.\d+\.\d+[a-z]{0,2})(?:-fips|-freebsd)?  ?\d{1,2} [A-Z][a-z]{2} \d{4}")),
     ("zlib", re.compile(rb"(?:in|de)flate (\d+\.\d+(?:\.\d+){0,2}) Copyright \d{4}-\d{4}")),

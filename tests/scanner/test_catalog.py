@@ -88,8 +88,8 @@ def test_corpus_packages_yield_exactly_the_manifest(tmp_path, entry):
         for c in entry["components"]
     }
     # The manifest lists package-manager metadata; libraries compiled into
-    # executables (Generic) are checked on their own below.
-    managed = [c for c in components if c.ecosystem != "Generic"]
+    # executables (Assay-native) are checked on their own below.
+    managed = [c for c in components if c.ecosystem != "Assay-native"]
     assert found(managed) == expected
     assert len(managed) == len(expected)
     embedded = {(c.name, c.version, c.location.rsplit("/", 1)[-1]) for c in components} - {
@@ -98,7 +98,7 @@ def test_corpus_packages_yield_exactly_the_manifest(tmp_path, entry):
     assert embedded == EMBEDDED.get(name, set())
     for c in components:
         assert c.location.startswith(name + NEST)
-        prefix = {"PyPI": "pkg:pypi/", "npm": "pkg:npm/", "Generic": "pkg:generic/"}
+        prefix = {"PyPI": "pkg:pypi/", "npm": "pkg:npm/", "Assay-native": "pkg:generic/"}
         assert c.purl.startswith(prefix[c.ecosystem])
 
 

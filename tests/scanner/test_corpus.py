@@ -49,8 +49,34 @@ def scan(file_name: str) -> tuple[int, dict]:
     return _results[file_name]
 
 
+#: Libraries known by the version string compiled into a binary: the manifest predates
+#: their advisories (scanner/data/native), so they are checked on their own below.
+NATIVE = "Assay-native"
+#: zlib 1.2.11 is compiled into lxml's extension modules in pkg-a (the first one found
+#: names the finding): CVE-2018-25032 (7.5) and CVE-2022-37434 (9.8).
+NATIVE_FINDINGS = {
+    "pkg-a-python-app.tar.gz": {
+        ("zlib", "1.2.11", "CVE-2018-25032", 7.5, "etree.cpython-38-x86_64-linux-gnu.so"),
+        ("zlib", "1.2.11", "CVE-2022-37434", 9.8, "etree.cpython-38-x86_64-linux-gnu.so"),
+    }
+}
+
+
 def vulnerabilities(result: dict) -> list[dict]:
-    return [f for f in result["findings"] if f["type"] == "vulnerability"]
+    """Findings from package-manager metadata, the ones the manifest lists."""
+    return [
+        f
+        for f in result["findings"]
+        if f["type"] == "vulnerability" and f["component"]["ecosystem"] != NATIVE
+    ]
+
+
+def native_vulnerabilities(result: dict) -> list[dict]:
+    return [
+        f
+        for f in result["findings"]
+        if f["type"] == "vulnerability" and f["component"]["ecosystem"] == NATIVE
+    ]
 
 
 def expected_vulnerabilities(package: dict):
@@ -82,12 +108,12 @@ def test_package_facts(file_name):
 @pytest.mark.parametrize("file_name", sorted(PACKAGES))
 def test_components_equal_the_manifest(file_name):
     _, result = scan(file_name)
-    # Libraries compiled into executables (Generic) are not package-manager metadata:
+    # Libraries compiled into executables are not package-manager metadata:
     # the manifest does not list them (tests/scanner/test_catalog.py checks them).
     found = sorted(
         (c["ecosystem"], c["name"], c["version"], c["location"])
         for c in result["components"]
-        if c["ecosystem"] != "Generic"
+        if c["ecosystem"] != NATIVE
     )
     expected = sorted(
         (c["ecosystem"], c["name"], c["version"], f"{file_name}{NEST}{c['location_in_package']}")
@@ -110,6 +136,29 @@ def test_matched_and_blocking_advisories_equal_the_manifest(file_name):
     assert blocking == sorted(
         tuple(v["ids"]) for _, v in expected_vulnerabilities(package) if v["ge_7"]
     )
+
+
+@pytest.mark.parametrize("file_name", sorted(PACKAGES))
+def test_embedded_libraries_are_flagged_by_their_version_string(file_name):
+    _, result = scan(file_name)
+    found = native_vulnerabilities(result)
+    assert {
+        (
+            f["component"]["name"],
+            f["component"]["version"],
+            *f["ids"],
+            f["cvss"]["score"],
+            f["location"].rsplit("/", 1)[-1],
+        )
+        for f in found
+    } == NATIVE_FINDINGS.get(file_name, set())
+    assert len(found) == len(NATIVE_FINDINGS.get(file_name, ()))
+    for finding in found:
+        assert finding["blocking"] is True
+        assert finding["summary"].startswith("Identified from the version string embedded")
+        assert finding["component"]["purl"] == "pkg:generic/zlib@1.2.11"
+    if found:
+        assert result["scan"]["engines"]["native"].startswith("osv:sha256:")
 
 
 @pytest.mark.parametrize("file_name", sorted(PACKAGES))

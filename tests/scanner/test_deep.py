@@ -327,7 +327,7 @@ def test_an_app_its_native_libraries_and_jars(tmp_path, scan):
             "pkg:generic/com.example.shop@2.4.1?app=apk",
         ),
         (
-            "Generic",
+            "Assay-native",
             "openssl",
             "1.1.1k",
             f"{base}!/lib/arm64-v8a/libcrypto.so",
@@ -339,6 +339,11 @@ def test_an_app_its_native_libraries_and_jars(tmp_path, scan):
         f"{base}!/libs/log4j-core.jar!/META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties"
     ]
     assert "CVE-2021-45105" in log4j[0].aliases + log4j[0].ids
+    # OpenSSL 1.1.1k, known by its banner in the bundled libcrypto.so
+    [openssl] = [f for f in result.findings if f.component and f.component.name == "openssl"]
+    assert openssl.ids == ("CVE-2022-0778",) and openssl.blocking
+    assert openssl.location == f"{base}!/lib/arm64-v8a/libcrypto.so"
+    assert openssl.summary.startswith("Identified from the version string embedded in the binary")
 
 
 def test_a_copy_is_scanned_once_and_reported_everywhere(tmp_path, scan):

@@ -136,9 +136,9 @@ def test_banners_in_a_compiled_binary(tmp_path):
     subprocess.run(["cc", "-O0", "-o", str(exe), str(src)], check=True, capture_output=True)
     assert detect(exe) == "elf"
     assert inspect_binary(exe) == [
-        ("Generic", "openssl", "1.0.2k"),
-        ("Generic", "zlib", "1.2.11"),
-        ("Generic", "busybox", "1.30.1"),
+        ("Assay-native", "openssl", "1.0.2k"),
+        ("Assay-native", "zlib", "1.2.11"),
+        ("Assay-native", "busybox", "1.30.1"),
     ]
 
 
@@ -147,8 +147,8 @@ def test_the_systems_own_libraries():
     libcrypto = Path("/usr/lib/x86_64-linux-gnu/libcrypto.so.3")
     if not (libz.exists() and libcrypto.exists()):
         pytest.skip("needs Debian's zlib1g and libssl3")
-    assert ("Generic", "zlib", zlib.ZLIB_RUNTIME_VERSION) in inspect_binary(libz)
-    assert ("Generic", "openssl", ssl.OPENSSL_VERSION.split()[1]) in inspect_binary(libcrypto)
+    assert ("Assay-native", "zlib", zlib.ZLIB_RUNTIME_VERSION) in inspect_binary(libz)
+    assert ("Assay-native", "openssl", ssl.OPENSSL_VERSION.split()[1]) in inspect_binary(libcrypto)
 
 
 def test_pe_detection_and_odd_input(tmp_path):
@@ -160,7 +160,7 @@ def test_pe_detection_and_odd_input(tmp_path):
     path = tmp_path / "tool.exe"
     path.write_bytes(pe)
     assert detect(path) == "pe"
-    assert inspect_binary(path) == [("Generic", "busybox", "1.36.1")]
+    assert inspect_binary(path) == [("Assay-native", "busybox", "1.36.1")]
     (tmp_path / "empty").write_bytes(b"")
     assert inspect_binary(tmp_path / "empty") == [] and detect(tmp_path / "empty") is None
     assert inspect_binary(tmp_path / "missing") == [] and detect(tmp_path / "missing") is None
