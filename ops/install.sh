@@ -12,7 +12,7 @@ BROWSER=(chromium)
 SCANNER=(
   libarchive-tools 7zip yara file unzip cpio xz-utils zstd lz4 lzop
   squashfs-tools mtd-utils e2fsprogs genisoimage qemu-utils
-  android-sdk-libsparse-utils u-boot-tools srecord binutils unyaffs
+  android-sdk-libsparse-utils u-boot-tools srecord binutils unyaffs hfsutils
 )
 # Tools the tests use to build real file-system images, firmware and raw-tool baselines.
 TESTING=(

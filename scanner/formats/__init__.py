@@ -28,10 +28,9 @@ oci-image docker-archive                               Python (zstd layers: zsta
 romfs cpio ihex srec uimage fit zimage android-sparse   Python
 android-boot android-vendor-boot android-ota-payload
 rockchip
+hfs (classic; 7-Zip reads only HFS+)                   hfsutils (``hmount``, ``hls``,
+                                                       ``hcopy``)
 =====================================================  ==============================
-
-Classic HFS is detected but not opened (7-Zip reads only HFS+): it comes back
-as a problem, so the package fails closed.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, flash, ota, romfs, sevenzip
+    from scanner.formats import firmware, flash, hfs, ota, romfs, sevenzip
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
@@ -72,6 +71,7 @@ def _registry() -> dict[str, Extractor]:
     table.update(romfs.EXTRACTORS)
     table.update(flash.EXTRACTORS)
     table.update(ota.EXTRACTORS)
+    table.update(hfs.EXTRACTORS)
     return table
 
 

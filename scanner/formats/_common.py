@@ -115,13 +115,14 @@ def run_tool(
     max_file_bytes: int | None = None,
     stdin_path: Path | None = None,
     watch: tuple[Path, int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> ToolResult:
     """Run an external tool in its own process group with a wall-clock timeout.
 
     On timeout the whole group is killed. ``max_file_bytes`` caps any single file
     the tool writes (RLIMIT_FSIZE), and ``watch=(directory, cap)`` kills the tool
     once the files under ``directory`` pass ``cap`` bytes, so a lying header
-    cannot fill the disk.
+    cannot fill the disk. ``env`` adds to the environment the tool inherits.
     """
 
     def limit() -> None:  # runs in the child, before exec
@@ -140,7 +141,7 @@ def run_tool(
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=limit,
-            env={**os.environ, "LC_ALL": "C.UTF-8"},
+            env={**os.environ, "LC_ALL": "C.UTF-8", **(env or {})},
         )
     except OSError as exc:
         if stdin_path:

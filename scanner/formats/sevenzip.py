@@ -1,6 +1,6 @@
 """File systems and disk images through 7-Zip (Debian's ``7zip`` package, binary ``7zz``).
 
-7-Zip opens SquashFS, ext2/3/4, ISO 9660, UDF, FAT, NTFS, exFAT, cramfs, HFS,
+7-Zip opens SquashFS, ext2/3/4, ISO 9660, UDF, FAT, NTFS, exFAT, cramfs,
 HFS+, WIM, QCOW2, VMDK, VHD, VHDX, VDI and MBR/GPT partition tables, and
 descends through a single-partition disk by itself. Its habits shape this
 module:
@@ -43,7 +43,7 @@ from scanner.model import Limits
 SEVENZIP = ("7zz", "7z")
 FILESYSTEMS = (
     "squashfs", "ext", "iso9660", "udf", "cramfs", "fat", "ntfs", "exfat",
-    "hfs", "hfsplus", "wim",
+    "hfsplus", "wim",
 )  # fmt: skip
 DISKS = ("qcow2", "vmdk", "vhd", "vhdx", "vdi", "mbr", "gpt")
 FORMATS = FILESYSTEMS + DISKS

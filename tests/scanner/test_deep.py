@@ -26,7 +26,7 @@ from scanner.model import NEST, Component, Limits, ScanError, Settings
 from scanner.osv import OsvDatabase
 from scanner.pipeline import scan_package
 
-from .formats import test_disks, test_filesystems, test_firmware, test_flash
+from .formats import test_disks, test_filesystems, test_firmware, test_flash, test_hfs
 from .formats.conftest import EICAR, METADATA, METADATA_PATH, needs, populate
 from .formats.test_apps_binaries import axml, make_zip
 from .formats.test_oci import BASE, TOP, layer, oci_tar, sha
@@ -238,6 +238,7 @@ SAMPLES = {
     "fat": (test_filesystems.fat, ["mkfs.fat", "mcopy"], "", ""),
     "cramfs": (test_filesystems.cramfs, ["mkfs.cramfs"], "", ""),
     "wim": (test_filesystems.wim, ["wimlib-imagex"], "", ""),
+    "hfs": (lambda t: test_hfs.hfs(t, populate(t / "tree")), ["hformat", "hcopy"], "", ""),
     "jffs2": (test_flash.jffs2, ["mkfs.jffs2"], "", ""),
     "ubi": (test_flash.ubi, ["mkfs.ubifs", "ubinize"], "rootfs/", "rootfs/"),
     "yaffs2": (test_flash.yaffs2, ["unyaffs"], "", ""),
