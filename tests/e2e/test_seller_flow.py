@@ -8,6 +8,7 @@ to ``test-output/screenshots/``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -54,7 +55,10 @@ def portal(services_env, _databases, test_output_dir) -> Iterator[Portal]:
     """The web app on a free port and a worker process, sharing a fresh database."""
     from flask_migrate import upgrade
 
-    env = {**services_env, "DATABASE_URL": _databases.new("assay_e2e")}
+    # A Redis database of its own: a worker or scheduler left behind by a browser test must
+    # never hand jobs to the worker tests that share the server.
+    redis_url = services_env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+    env = {**services_env, "DATABASE_URL": _databases.new("assay_e2e"), "REDIS_URL": redis_url}
     with mock.patch.dict(os.environ, env):
         app = create_app({"RATELIMIT_ENABLED": False})
     with app.app_context():
@@ -72,6 +76,7 @@ def portal(services_env, _databases, test_output_dir) -> Iterator[Portal]:
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its work horse and scheduler go with it
         )
     try:
         yield Portal(f"http://127.0.0.1:{server.server_port}", app, worker_log)
@@ -80,8 +85,10 @@ def portal(services_env, _databases, test_output_dir) -> Iterator[Portal]:
         try:
             worker.wait(30)
         except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
         server.shutdown()
         thread.join(10)
         with app.app_context():
