@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import secrets
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Container, Iterable, Iterator
@@ -19,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import yara
 
@@ -259,6 +263,8 @@ class _ClamdScan:
 
     def __init__(self, settings: Settings):
         self.address = settings.clamd
+        self.scratch_dir = settings.scratch_dir
+        self.direct = False  # clamd reads the files itself (see _reads_our_files)
         self.unavailable: str | None = None
         self.down = threading.Event()
         self.sessions: queue.Queue[Session] = queue.Queue()
@@ -267,10 +273,12 @@ class _ClamdScan:
 
     def version(self) -> str:
         try:
-            return request(self.address, "VERSION").strip()
+            version = request(self.address, "VERSION").strip()
         except OSError as exc:
             self._went_down(exc)
             return f"unavailable ({self.unavailable})"
+        self.direct = _reads_our_files(self.address, self.scratch_dir)
+        return version
 
     def _went_down(self, exc: BaseException) -> None:
         self.unavailable = f"clamd at {self.address}: {exc.__cause__ or exc}"
@@ -292,6 +300,11 @@ class _ClamdScan:
             return Answer("unavailable")
         session = self.sessions.get()
         try:
+            if self.direct:
+                answer = session.scan_path(path)
+                if not (answer.kind == "unscanned" and answer.name is None):
+                    return answer
+                # clamd could not read this file itself: stream it instead
             return session.scan_file(path)
         except ClamdUnreachable as exc:
             self._went_down(exc)
@@ -302,6 +315,34 @@ class _ClamdScan:
             return Answer("unscanned", None, f"ClamAV could not scan the file: {exc}")
         finally:
             self.sessions.put(session)
+
+
+def _reads_our_files(address: str, scratch_dir: Path | None) -> bool:
+    """Whether clamd reads this machine's files as this process writes them.
+
+    Streaming a file over the socket costs clamd a copy into a temporary file
+    (2x to 10x the CPU of the scan itself on large files). A clamd on a local
+    address is asked to read a freshly written, randomly named test file in
+    a directory made like the scan's own scratch directory: only a clamd that
+    reports the test signature in it reads files directly. Any doubt: stream.
+    """
+    host = urlsplit(address).hostname
+    if not (address.startswith("unix:") or host in ("127.0.0.1", "localhost", "::1")):
+        return False
+    directory = tempfile.mkdtemp(prefix="assay-probe-", dir=scratch_dir)
+    try:
+        probe = Path(directory) / f"{secrets.token_hex(16)}.com"
+        probe.write_bytes(_PROBE)
+        with Session(address) as session:
+            return session.scan_path(probe).kind == "virus"
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# The EICAR test file, split so that this source file is not itself a test signature.
+_PROBE = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STAN" + b"DARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
 class _ClamscanScan:

@@ -115,6 +115,43 @@ class Session:
                 self.close()
                 raise
 
+    def scan_path(self, path: Path) -> Answer:
+        """Ask clamd to read ``path`` itself (``SCAN``): no copy through the socket.
+
+        Only for a clamd that shares this file system and may read the file;
+        clamd's "cannot read" is an ``unscanned`` answer without a name, and
+        an answer about any other path is one too. Raises like :meth:`scan_file`.
+        """
+        path = os.path.abspath(path)
+        try:
+            return self._scan_path_once(path)
+        except ClamdTimeout:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            if isinstance(exc, ClamdUnreachable):
+                raise
+        try:
+            return self._scan_path_once(path)
+        except OSError:
+            self.close()
+            raise
+
+    def _scan_path_once(self, path: str) -> Answer:
+        sock = self._open()
+        sock.sendall(b"zSCAN " + os.fsencode(path) + b"\0")
+        reply = _read_reply(sock)
+        _, _, reply = reply.partition(": ")  # "<id>: <path>: OK"
+        prefix = f"{path}: "
+        if not reply.startswith(prefix):
+            self.close()
+            return Answer("unscanned", None, f"unexpected ClamAV answer: {reply[:200]!r}")
+        answer = parse_reply(reply[len(prefix):])
+        if answer.kind == "unscanned" and answer.name is None:
+            self.close()  # clamd ends a session after an error
+        return answer
+
     def _scan_once(self, f) -> Answer:
         sock = self._open()
         sock.sendall(b"zINSTREAM\0")

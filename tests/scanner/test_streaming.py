@@ -143,3 +143,26 @@ def test_yara_matches_a_large_file_window_by_window(tmp_path, where):
         f.write(sample)
     rules = yara_rules.load_rules()
     assert rules.match(path, sample[:8]) == ["YARA.Assay_ReverseShell_Bash"]
+
+
+def test_a_local_clamd_reads_files_itself(tmp_path, clamd):
+    from scanner.virus import _reads_our_files
+
+    assert _reads_our_files(clamd.address, tmp_path)
+    assert not _reads_our_files("tcp://192.0.2.1:3310", tmp_path)  # another machine: stream
+    assert list(tmp_path.iterdir()) == []  # the test file is gone
+
+
+@pytest.mark.parametrize("name", ["plain.com", "odd: name OK.com", "sp ace\\x0a.com"])
+def test_files_read_by_clamd_itself_are_judged_like_streamed_ones(tmp_path, clamd, name):
+    from scanner.engines.clamd import Session
+
+    eicar = tmp_path / name
+    eicar.write_bytes(EICAR)
+    clean = tmp_path / f"clean-{name}"
+    clean.write_bytes(b"nothing here\n")
+    with Session(clamd.address) as session:
+        assert session.scan_path(eicar).kind == "virus"
+        assert session.scan_path(clean).kind == "clean"
+        missing = session.scan_path(tmp_path / "gone.txt")
+        assert (missing.kind, missing.name) == ("unscanned", None)
