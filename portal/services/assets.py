@@ -106,23 +106,11 @@ def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: 
     Allowed for a draft, a rejected or an approved version (not one in a
     published product); the old package is removed after the commit.
     """
-    version = _owned_version(actor, version_id)
-    reason = state.refusal(version, "submit")
-    if reason is not None:
-        raise ValidationError(reason, "package")
-    _check_filename(filename)
+    version = check_modifiable(actor, version_id, filename)
     asset = version.asset
     db.session.commit()  # no transaction stays open while the upload streams
     package = _store_package(asset.owner_id, asset.id, version.id, stream, filename)
-    old_key = version.package_key
-    _attach(version, package)
-    record_event(actor, "version.modify", version, before={"package": old_key},
-                 after={"package": package.key, "sha256": package.sha256}, address=address)
-    scan = _submit(version, actor, address)
-    _commit_or_remove(package.key)
-    if old_key and old_key != package.key:
-        _delete_objects([old_key])
-    return _dispatched(version, scan)
+    return attach_to_version(actor, version_id, package, address=address)
 
 
 # --- packages already in storage (direct uploads, registered objects) --------------
