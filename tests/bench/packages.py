@@ -32,12 +32,14 @@ EICAR_LOCATION = "mixed/lib/tools-bundle.zip!/tools/probe.jar!/samples/eicar.com
 # Split so that this source file is not itself a test signature.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STAN" + b"DARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
-_WORDS = (
-    "def class return import from self value result items config request response "
-    "handler client server buffer stream index count total offset length error "
-    "public private static final void int long string bool func var let const async await "
-    "if else for while try except raise yield lambda with open read write close"
-).split()
+_WORDS = [
+    "def", "class", "return", "import", "from", "self", "value", "result", "items",
+    "config", "request", "response", "handler", "client", "server", "buffer", "stream",
+    "index", "count", "total", "offset", "length", "error", "public", "private", "static",
+    "final", "void", "int", "long", "string", "bool", "func", "var", "let", "const",
+    "async", "await", "if", "else", "for", "while", "try", "except", "raise", "yield",
+    "lambda", "with", "open", "read", "write", "close",
+]
 
 
 def parse_size(text: str) -> int:
