@@ -12,7 +12,12 @@ claims a file when
   ``<image tar>!/<name:tag>/<path>``,
 * the file is a format :mod:`scanner.formats` extracts (file systems, disk
   images, firmware...): it is extracted into a fresh directory of the scratch
-  root and its files are listed as ``<container>!/<path>``.
+  root and its files are listed as ``<container>!/<path>``,
+* the file is one half of a block-based OTA partition (``<name>.transfer.list``
+  and ``<name>.new.dat[.br]``, met in either order): once both are on disk the
+  partition is rebuilt and listed as ``<transfer list>!/<name>.img``. New data
+  whose transfer list never comes is opened on its own at the end
+  (:meth:`Nested.finish`), as any other file would have been.
 
 Files found this way go back through the unpacker, so an archive in a disk image
 in a zip is opened like any other. Everything a back end reports it could not
@@ -83,6 +88,9 @@ class Nested:
         self.extractable = formats.extractable()
         self.first: dict[int, tuple[Path, str]] = {}  # size -> the first file of that size
         self.digests: dict[int, dict[str, str]] = {}  # size -> sha256 -> first location
+        self.rebuilt: set[Path] = set()  # transfer lists of the OTA partitions rebuilt
+        # OTA new data whose transfer list has not come -> (location, depth, size)
+        self.unpaired: dict[Path, tuple[str, int, int]] = {}
 
     def claim(
         self, path: Path, location: str, kind: str | None, depth: int, size: int
@@ -90,6 +98,8 @@ class Nested:
         """The members and findings of a file the unpacker should not handle itself, or None."""
         if self.late or time.monotonic() > self.deadline:
             return self._too_late(path, location, depth, size)
+        if kind is None and (halves := formats.ota_partition(path)) is not None:
+            return self._ota_blocks(path, location, depth, size, *halves)
         copy = self._copy_of(path, location, size)
         if copy:
             return iter([Member(path, location, size, depth, False, copy_of=copy)])
@@ -167,7 +177,11 @@ class Nested:
         deep = list(self._deep(location, depth))
         yield from deep
         yield Member(path, location, size, depth, not deep)
-        if deep or self.u.stopped:
+        if not deep:
+            yield from self._contents(fmt, path, location, depth, size)
+
+    def _contents(self, fmt: str, path: Path, location: str, depth: int, size: int) -> Iterator:
+        if self.u.stopped:
             return
         box = self._box()
         problems = formats.extract(
@@ -175,6 +189,52 @@ class Nested:
         )
         yield from _problems(location, problems)
         yield from self._walk(box, location + NEST, depth + 1)
+
+    def _ota_blocks(
+        self, path: Path, location: str, depth: int, size: int, listing, data
+    ) -> Iterator:
+        """A block-based OTA's transfer list or new data; the partition once both are here."""
+        copy = self._copy_of(path, location, size)
+        yield Member(path, location, size, depth, False, copy_of=copy)
+        if listing is None:  # new data whose transfer list has not come (yet)
+            if not copy:
+                self.unpaired[path] = (location, depth, size)
+            return
+        if data is None or listing in self.rebuilt:
+            return
+        self.rebuilt.add(listing)
+        self.unpaired.pop(data, None)
+        name = _text(path.name)  # the transfer list is the container, beside its new data
+        where = location
+        if location.endswith(name):
+            where = location[: -len(name)] + _text(listing.name)
+        deep = list(self._deep(where, depth))
+        yield from deep
+        if not deep:
+            size = listing.stat().st_size + data.stat().st_size
+            yield from self._contents("android-transfer-list", listing, where, depth, size)
+
+    def finish(self) -> Iterator[Member | Finding]:
+        """Open, as any file, the OTA new data whose transfer list never came."""
+        for path, (location, depth, size) in list(self.unpaired.items()):
+            del self.unpaired[path]
+            if self.u.stopped:
+                return
+            if self.late or time.monotonic() > self.deadline:
+                self.late = True
+                seconds = self.u.limits.max_unpack_seconds
+                yield unscanned(
+                    location,
+                    "unpack-time",
+                    f"unpacking took longer than {seconds:g} seconds: {location} was not opened",
+                )
+                continue
+            fmt = formats.detect(path)
+            if fmt in self.extractable:
+                deep = list(self._deep(location, depth))
+                yield from deep
+                if not deep:
+                    yield from self._contents(fmt, path, location, depth, size)
 
     def _images(self, path: Path, location: str, depth: int, size: int) -> Iterator:
         deep = list(self._deep(location, depth))

@@ -204,6 +204,7 @@ class _Unpacker:
         yield Member(self.package, name, self.package_size, 0, opens)
         if opens:
             yield from self._open(self.package, name, kind, 0)
+            yield from self.nested.finish()
         elif kind in identify.UNSUPPORTED:
             yield from self._finding(name, "unsupported", _unsupported(kind))
         self._report(self.package_size, force=True)

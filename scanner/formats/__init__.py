@@ -28,6 +28,8 @@ oci-image docker-archive                               Python (zstd layers: zsta
 romfs cpio ihex srec uimage fit zimage android-sparse   Python
 android-boot android-vendor-boot android-ota-payload
 rockchip
+android-transfer-list (block-based OTA: the            Python (brotli, PyPI)
+partition rebuilt from ``<name>.new.dat[.br]``)
 hfs (classic; 7-Zip reads only HFS+)                   hfsutils (``hmount``, ``hls``,
                                                        ``hcopy``)
 =====================================================  ==============================
@@ -52,6 +54,7 @@ __all__ = [
     "extract",
     "extractable",
     "inspect_binary",
+    "ota_partition",
 ]
 
 Extractor = Callable[[str, Path, Path, Limits, float], list[Problem]]
@@ -62,7 +65,7 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, flash, hfs, ota, romfs, sevenzip
+    from scanner.formats import firmware, flash, hfs, ota, ota_block, romfs, sevenzip
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
@@ -71,6 +74,7 @@ def _registry() -> dict[str, Extractor]:
     table.update(romfs.EXTRACTORS)
     table.update(flash.EXTRACTORS)
     table.update(ota.EXTRACTORS)
+    table.update(ota_block.EXTRACTORS)
     table.update(hfs.EXTRACTORS)
     return table
 
@@ -99,6 +103,16 @@ def extract(
         return [Problem("", str(exc))]
     except Exception as exc:  # noqa: BLE001 - fail closed: anything unread is a problem
         return [Problem("", f"{fmt} could not be read: {type(exc).__name__}: {exc}")]
+
+
+def ota_partition(path: Path) -> tuple[Path | None, Path | None] | None:
+    """For a block-based OTA's ``<name>.transfer.list`` or ``<name>.new.dat[.br]``: the
+    partition's transfer list and new data as they are on disk beside it (None for the
+    one not there yet); None for any other file. The partition is extracted from its
+    transfer list (format ``android-transfer-list``) once both are there."""
+    from scanner.formats.ota_block import partition
+
+    return partition(Path(path))
 
 
 def inspect_binary(path: Path) -> list[tuple[str, str, str]]:

@@ -86,6 +86,8 @@ _ARCHIVES = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 
 def _detect(path: Path, head: bytes, tail: bytes, size: int) -> str | None:
+    if path.name.endswith(".transfer.list") and transfer_list_head(head):
+        return "android-transfer-list"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _zip_kind(path)
     if head.startswith(_ARCHIVES):
@@ -127,6 +129,19 @@ def _detect(path: Path, head: bytes, tail: bytes, size: int) -> str | None:
     if size >= 1024 and len(head) >= 512 and _is_tar(head):
         return _tar_kind(path)
     return None
+
+
+_TRANSFER_HEAD = re.compile(
+    rb"([1-4])\r?\n[0-9]{1,19}\r?\n"  # version, blocks written
+    rb"([0-9]{1,19}\r?\n[0-9]{1,19}(?:\r?\n|\Z))?"  # stash entries, stash blocks (from 2)
+)
+
+
+def transfer_list_head(head: bytes) -> bool:
+    """True for the start of a block-based OTA transfer list: its version (1 to 4), the
+    blocks it writes and, from version 2, its stash entries and blocks, a line each."""
+    found = _TRANSFER_HEAD.match(head)
+    return bool(found) and (found.group(1) == b"1" or found.group(2) is not None)
 
 
 def _udf_descriptor(head: bytes) -> bool:
