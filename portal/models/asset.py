@@ -30,7 +30,9 @@ class VersionStatus(str, enum.Enum):
 
 class Asset(db.Model):
     __tablename__ = "assets"
-    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_assets_owner_name"),)
+    # Ids end up in storage keys: SQLite must never hand out a deleted one again.
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="uq_assets_owner_name"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -57,7 +59,8 @@ class Asset(db.Model):
 
 class AssetVersion(db.Model):
     __tablename__ = "asset_versions"
-    __table_args__ = (UniqueConstraint("asset_id", "label", name="uq_asset_versions_asset_label"),)
+    __table_args__ = (UniqueConstraint("asset_id", "label", name="uq_asset_versions_asset_label"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)

@@ -26,6 +26,9 @@ class Scan(db.Model):
     waits in the outbox (Redis was unreachable at submit time)."""
 
     __tablename__ = "scans"
+    # A scan's id names its queue jobs (scan-<id>-<attempt>) and its stored outputs; a work
+    # horse still running for a deleted scan must never find a new scan under the same id.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("asset_versions.id", ondelete="CASCADE"), index=True)

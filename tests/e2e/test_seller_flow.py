@@ -81,18 +81,30 @@ def portal(services_env, _databases, test_output_dir) -> Iterator[Portal]:
     try:
         yield Portal(f"http://127.0.0.1:{server.server_port}", app, worker_log)
     finally:
-        worker.send_signal(signal.SIGINT)  # RQ's warm shutdown
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        _stop_worker(worker)
         server.shutdown()
         thread.join(10)
         with app.app_context():
             db.engine.dispose()
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    """Stop the worker with its work horse, its scheduler and what they started.
+
+    RQ puts the horse in a process group of its own, out of reach of a kill of the worker's
+    group: a scan still running would go on writing to storage while later tests run. So a
+    warm shutdown first (the scan finishes), then a cold one (RQ kills the horse and waits).
+    """
+    for _ in range(2):
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(30)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # the scheduler, and a worker that did not stop
+    worker.wait(10)
 
 
 @pytest.fixture

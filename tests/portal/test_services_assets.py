@@ -193,6 +193,17 @@ def test_delete_outside_the_draft_box_removes_scans_and_their_objects(app, facto
     assert Scan.query.count() == 0 and storage.head("scans/x/report.xlsx") is None
 
 
+def test_a_deleted_assets_ids_are_never_given_to_the_next_one(app, factories):
+    # Its scan's id names queue jobs and stored objects that may outlive the rows (a work horse
+    # still scanning it): the next asset must not pick them up.
+    seller = factories.user()
+    old = _create(seller, submit=True)
+    ids = (old.asset_id, old.id, old.latest_scan.id)
+    assets.delete_asset(seller, old.asset_id)
+    new = _create(seller, submit=True)
+    assert new.asset_id > ids[0] and new.id > ids[1] and new.latest_scan.id > ids[2]
+
+
 def test_list_searches_filters_sorts_and_paginates(app, factories):
     seller = factories.user()
     for i, (name, kind, status) in enumerate([

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -155,6 +156,7 @@ def test_a_worker_killed_mid_scan_is_reaped_and_the_scan_finishes(app, factories
     try:
         _wait_for(lambda: _state(scan_id) is ScanState.running, 60)
         os.killpg(proc.pid, signal.SIGKILL)
+        _kill_horse(db.session.get(Scan, scan_id).worker)
     finally:
         proc.kill()
         proc.wait(10)
@@ -185,6 +187,26 @@ def test_the_worker_entry_point_scans_in_a_forked_horse(app, factories, redis_co
     db.session.refresh(version)
     assert version.status is VersionStatus.rejected, version.latest_scan.error
     assert version.latest_scan.worker and "(" in version.latest_scan.worker
+
+
+def _kill_horse(worker: str) -> None:
+    """SIGKILL the work horse named in a scan's ``worker`` (``host:pid (name)``) and wait for it.
+
+    RQ puts each horse in a process group of its own, so killing the worker's group leaves it
+    scanning, and writing to the database, storage and Redis while later tests run.
+    """
+    pid = int(worker.split(":", 1)[1].split()[0])
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    _wait_for(lambda: not _alive(pid), 10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie runs no more code
 
 
 def _state(scan_id: int) -> ScanState:
