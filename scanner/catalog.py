@@ -4,9 +4,18 @@ Each cataloger in :mod:`scanner.catalogers` reads one family of metadata files;
 this module runs them all and returns the components, deduplicated and sorted.
 A component's ``location`` is the member location of the file it came from, and
 its version always comes from the package manager's own metadata.
+
+:func:`catalog` reads the files of an unpack that is still on disk. A scan that
+removes each file once it is done with it offers every member to a
+:class:`Catalog` as it arrives instead: executables (Go build info, cargo-auditable
+data, embedded library versions) and apps are read right then, and the few
+metadata files a cataloger wants — told by their path alone — stay on disk
+until :func:`catalog` reads them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from scanner.catalogers import (
     distro,
@@ -20,17 +29,78 @@ from scanner.catalogers import (
     rust,
     swift,
 )
+from scanner.catalogers._common import inner
+from scanner.catalogers.executable import executable_head
 from scanner.model import Component
-from scanner.unpack import Unpacked
+from scanner.unpack import Member, Unpacked
 
 CATALOGERS = (python, npm, java, golang, rust, php, dotnet, swift, distro, native)
+#: Catalogers that read metadata files by path: their ``keeps(path)`` tells which.
+_BY_PATH = (python, npm, java, golang, rust, php, dotnet, swift, distro)
+#: Bytes of a file's start :meth:`Catalog.offer` needs.
+HEAD_BYTES = 4
+
+
+class Catalog:
+    """The catalogers, fed one member at a time while the package unpacks."""
+
+    def __init__(self) -> None:
+        self.early: dict[object, list[Component]] = {c: [] for c in (golang, rust, native)}
+
+    def offer(self, member: Member, head: bytes | None = None) -> bool:
+        """Read what concerns the catalogers in ``member`` now, while it is on disk.
+
+        ``head`` is the file's first bytes (at least :data:`HEAD_BYTES`, or the whole
+        file when it is shorter), or None to read them here. Returns True when a
+        cataloger will read the file at catalog time: it must stay on disk until then.
+        """
+        path = inner(member.location)
+        keep = any(c.keeps(path) for c in _BY_PATH)
+        if head is None and (member.container or member.depth):
+            head = _head(member)
+        if head is None:
+            return keep
+        if member.depth and executable_head(head, member.size):
+            self.early[golang] += golang.binary(member)
+            self.early[rust] += rust.binary(member)
+        self.early[native] += native.arrival(member, head)
+        return keep
+
+    def components(self, members: list[Member]) -> list[Component]:
+        """Every component, once the unpack has ended (see :func:`catalog`)."""
+        return _gather(
+            (c, c.collect_files(members) if c in (golang, rust) else [] if c is native
+             else c.collect(members), self.early.get(c, []))
+            for c in CATALOGERS
+        )
+
+
+@dataclass
+class Cataloged(Unpacked):
+    """An unpack whose members were offered to ``feed`` as they arrived."""
+
+    feed: Catalog = field(default_factory=Catalog)
 
 
 def catalog(unpacked: Unpacked) -> list[Component]:
     """Every component found in the unpacked members, one per (ecosystem, name, version, location)."""
     members = unpacked.members
+    if isinstance(unpacked, Cataloged):
+        return unpacked.feed.components(members)
+    return _gather((c, c.collect(members), []) for c in CATALOGERS)
+
+
+def _gather(parts) -> list[Component]:
     found: dict[tuple[str, str, str, str], Component] = {}
-    for cataloger in CATALOGERS:
-        for c in cataloger.collect(members):
+    for _cataloger, files, early in parts:
+        for c in [*files, *early]:
             found.setdefault((c.ecosystem, c.name, c.version, c.location), c)
     return [found[key] for key in sorted(found)]
+
+
+def _head(member: Member) -> bytes | None:
+    try:
+        with open(member.path, "rb") as f:
+            return f.read(HEAD_BYTES)
+    except OSError:
+        return None

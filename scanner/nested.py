@@ -86,21 +86,24 @@ class Nested:
         self.deadline = time.monotonic() + unpacker.limits.max_unpack_seconds
         self.late = False
         self.extractable = formats.extractable()
-        self.first: dict[int, tuple[Path, str]] = {}  # size -> the first file of that size
-        self.digests: dict[int, dict[str, str]] = {}  # size -> sha256 -> first location
+        self.digests: dict[tuple[int, bytes], str] = {}  # (size, sha256) -> first location
         self.rebuilt: set[Path] = set()  # transfer lists of the OTA partitions rebuilt
         # OTA new data whose transfer list has not come -> (location, depth, size)
         self.unpaired: dict[Path, tuple[str, int, int]] = {}
 
     def claim(
-        self, path: Path, location: str, kind: str | None, depth: int, size: int
+        self, path: Path, location: str, kind: str | None, depth: int, size: int,
+        digest: bytes | None = None,
     ) -> Iterator[Member | Finding] | None:
-        """The members and findings of a file the unpacker should not handle itself, or None."""
+        """The members and findings of a file the unpacker should not handle itself, or None.
+
+        ``digest`` is the file's sha256, when the unpacker computed it while writing.
+        """
         if self.late or time.monotonic() > self.deadline:
             return self._too_late(path, location, depth, size)
         if kind is None and (halves := formats.ota_partition(path)) is not None:
             return self._ota_blocks(path, location, depth, size, *halves)
-        copy = self._copy_of(path, location, size)
+        copy = self._copy_of(path, location, size, digest)
         if copy:
             return iter([Member(path, location, size, depth, False, copy_of=copy)])
         if kind in LEAVES or (kind is not None and kind != "tar"):
@@ -159,16 +162,17 @@ class Nested:
 
     # -- copies -----------------------------------------------------------------
 
-    def _copy_of(self, path: Path, location: str, size: int) -> str:
-        """The location of an earlier file with the same content, or ""."""
+    def _copy_of(self, path: Path, location: str, size: int, digest: bytes | None = None) -> str:
+        """The location of an earlier file with the same content, or "".
+
+        Each file is known by its size and sha256 from its arrival on: the
+        scan removes files once it is done with them, so an earlier file is
+        never read again.
+        """
         if not size:
             return ""
-        first = self.first.setdefault(size, (path, location))
-        if first[1] == location:
-            return ""  # only files of a size seen before are hashed
-        if size not in self.digests:
-            self.digests[size] = {_sha256(first[0]): first[1]}
-        earlier = self.digests[size].setdefault(_sha256(path), location)
+        key = (size, digest if digest is not None else _sha256(path))
+        earlier = self.digests.setdefault(key, location)
         return "" if earlier == location else earlier
 
     # -- back ends --------------------------------------------------------------
@@ -325,12 +329,12 @@ def _unique(label: str, used: set[str]) -> str:
     return name
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path) -> bytes:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest.digest()
 
 
 # -- after the unpack: what the pipeline does with images and copies -------------

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scanner import native, nested
-from scanner.catalog import catalog
+from scanner.catalog import Cataloged, catalog
 from scanner.identify import identify
 from scanner.model import (
+    NEST,
     Finding,
     PackageInfo,
     Progress,
@@ -31,11 +32,17 @@ from scanner.model import (
 )
 from scanner.osv import OsvDatabase
 from scanner.unpack import Member, Unpacked, iter_unpack
-from scanner.virus import scan_members
+from scanner.virus import Finished, scan_members
 
 CHUNK = 1024 * 1024
 #: Members unpacked but not yet taken by the virus engines; beyond this unpacking waits.
 FEED = 256
+#: Bytes of files written but not yet scanned (containers aside); beyond this
+#: unpacking waits, so scratch space stays bounded whatever the package size.
+IN_FLIGHT = 256 * 1024 * 1024
+#: Halves of a block-based OTA partition wait on disk for each other
+#: (:func:`scanner.formats.ota_partition`): never removed before the end.
+_PAIRED = (".transfer.list", ".new.dat", ".new.dat.br")
 _TYPE_ORDER = {"virus": 0, "unscanned": 1, "vulnerability": 2}
 
 
@@ -129,21 +136,48 @@ def scan_package(
 
 
 def _unpack(path: Path, scratch: Path, settings: Settings, name: str, progress, virus) -> Unpacked:
-    """Unpack the package, handing each member to ``virus`` as soon as it is on disk."""
-    unpacked = Unpacked(root=scratch)
+    """Unpack the package, handing each member to ``virus`` as soon as it is on disk.
+
+    Each member is offered to the catalogers on arrival. A file is removed as
+    soon as nothing needs it any more: scanned (or a copy, never scanned), not
+    kept for the catalogers, and for a container, once its members have all
+    come (they follow it directly: their locations start with its own).
+    """
+    unpacked = Cataloged(root=scratch)
+    feed = unpacked.feed
     items = iter_unpack(
         path, scratch, settings.limits, name=name, progress=progress,
         images=unpacked.images, covered=virus.covered,
     )
+    opened: list[Member] = []  # containers whose members are still coming, innermost last
     for item in items:
         if isinstance(item, Member):
+            while opened and not item.location.startswith(opened[-1].location + NEST):
+                virus.put(Finished(opened.pop()))
             unpacked.members.append(item)
-            if not item.copy_of:  # one scan per content
-                virus.put(item)
+            keep = feed.offer(item) or item.depth == 0 or item.path.name.endswith(_PAIRED)
+            if item.copy_of:  # one scan per content
+                if not keep:
+                    _unlink(item.path)
+                continue
+            if not keep:
+                virus.doom(item)
+            virus.put(item)
+            if item.container:
+                opened.append(item)
         else:
             unpacked.findings.append(item)
+    while opened:
+        virus.put(Finished(opened.pop()))
     virus.close()
     return unpacked
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class _VirusScan:
@@ -158,6 +192,11 @@ class _VirusScan:
     def __init__(self, settings: Settings):
         self.covered: set[str] = set()
         self.queue: queue.Queue = queue.Queue(FEED)
+        # Files are removed once scanned only where the engines scan as they go (clamd).
+        self.bounded = bool(settings.clamd)
+        self.doomed: set[int] = set()  # ids of the members to remove once released
+        self.in_flight = 0  # bytes put and not yet released (containers aside)
+        self.released = threading.Condition()
         self.latest: tuple[int, int] | None = None
         self.outcome: tuple | None = None
         self.error: BaseException | None = None
@@ -170,7 +209,8 @@ class _VirusScan:
     def _run(self, settings: Settings) -> None:
         try:
             self.outcome = scan_members(
-                self._members(), settings, self._progress, covered=self.covered
+                self._members(), settings, self._progress, covered=self.covered,
+                release=self._release,
             )
         except BaseException as exc:  # handed to the calling thread
             self.error = exc
@@ -183,8 +223,31 @@ class _VirusScan:
     def _progress(self, _stage: str, done: int, total: int) -> None:
         self.latest = (done, total)
 
-    def put(self, member: Member) -> None:
+    def doom(self, member: Member) -> None:
+        """Remove ``member``'s file once the engines are done with it."""
+        if self.bounded:
+            self.doomed.add(id(member))
+
+    def _release(self, member: Member) -> None:
+        """The engines are done with ``member`` (called on their threads)."""
+        if id(member) in self.doomed:
+            self.doomed.discard(id(member))
+            _unlink(member.path)
+        if self.bounded and not member.container:
+            with self.released:
+                self.in_flight -= member.size
+                self.released.notify_all()
+
+    def put(self, member: Member | Finished) -> None:
         """Hand over one member; waits while the engines are behind."""
+        if self.bounded and isinstance(member, Member) and not member.container:
+            with self.released:
+                while (
+                    self.in_flight and self.in_flight + member.size > IN_FLIGHT
+                    and self.thread.is_alive() and not self.stopping
+                ):
+                    self.released.wait(0.5)
+                self.in_flight += member.size
         while self.thread.is_alive():
             try:
                 self.queue.put(member, timeout=0.5)

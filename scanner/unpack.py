@@ -224,10 +224,12 @@ class _Unpacker:
                 box.findings += 1
             yield item
 
-    def _nested(self, path: Path, location: str, depth: int, size: int) -> Iterator:
+    def _nested(
+        self, path: Path, location: str, depth: int, size: int, digest: bytes | None = None
+    ) -> Iterator:
         """Yield a freshly written member, then its own members if it is an archive."""
         kind = identify.sniff(path) if size else None
-        claimed = self.nested.claim(path, location, kind, depth, size)
+        claimed = self.nested.claim(path, location, kind, depth, size, digest)
         if claimed is not None:  # file systems, images, copies, or out of time
             yield from claimed
             return
@@ -509,6 +511,7 @@ class _Unpacker:
         path, fd = self._create(box.dir, parts)
         written = 0
         problem = None
+        digest = hashlib.sha256()  # for the copy check, while the bytes are at hand
         with open(fd, "wb") as dst:
             while True:
                 try:
@@ -524,6 +527,7 @@ class _Unpacker:
                     problem = stop
                     break
                 dst.write(chunk)
+                digest.update(chunk)
                 written += len(chunk)
                 box.out += len(chunk)
                 self.total += len(chunk)
@@ -531,7 +535,7 @@ class _Unpacker:
             yield from self._finding(location, "corrupt", f"archive is corrupt: {problem}")
         elif problem is not None:
             yield from self._stop(box, problem)
-        yield from self._nested(path, location, box.depth + 1, written)
+        yield from self._nested(path, location, box.depth + 1, written, digest.digest())
 
     def _check(self, box: _Box, location: str, written: int, more: int) -> None:
         lim = self.limits

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,17 @@ class Member(Protocol):
 
 
 @dataclass(frozen=True)
+class Finished:
+    """In a stream of members: every member of ``container`` has come.
+
+    The container is then scanned at once (or, when the unpacker read every
+    byte of it, left alone) instead of when the stream ends.
+    """
+
+    container: Member
+
+
+@dataclass(frozen=True)
 class _Hit:
     """An engine's answers about one member (none: clean)."""
 
@@ -73,6 +84,7 @@ def scan_members(
     progress: Progress | None = None,
     *,
     covered: Container[str] = frozenset(),
+    release: Callable[[Member], None] | None = None,
 ) -> tuple[list[Finding], dict[str, str]]:
     """Scan every member; return the virus and unscanned findings and the engine versions.
 
@@ -86,13 +98,19 @@ def scan_members(
     stream; one whose location is then in ``covered`` (the unpacker read every
     byte of it into members, each scanned here on its own) is not read again,
     so ClamAV does not unpack what Assay already did. Any other container is
-    scanned whole, as every other file is.
+    scanned whole, as every other file is. A :class:`Finished` item in the stream
+    settles its container right then instead.
+
+    ``release`` is called, from a worker thread, with each member no engine
+    will read any more (its answers are in, or it is not to be read at all),
+    so that the caller may remove the file. A ClamAV back end that scans
+    everything at the end releases nothing.
     """
     limit = min(settings.limits.max_scan_file_bytes, CLAMAV_MAX_FILE)
     rules = load_rules(tuple(settings.signature_dirs))
     engines = {"yara": rules.version, "signatures": _signature_version()}
-    run = _Run(progress)
     clamav = _ClamdScan(settings) if settings.clamd else _ClamscanScan(settings, limit)
+    run = _Run(progress, release if clamav.streams else None)
     try:
         engines["clamav"] = clamav.version()
         run.go(members, clamav, rules, limit, covered)
@@ -109,7 +127,10 @@ class _Run:
     and asks both engines about it, so a file costs one hand-off, not four.
     """
 
-    def __init__(self, progress: Progress | None):
+    def __init__(self, progress: Progress | None, release: Callable[[Member], None] | None = None):
+        self.release = release
+        self.open: dict[int, int] = {}  # id(container) -> index, until it is settled
+        self.covered: Container[str] = frozenset()
         self.members: list[Member] = []
         self.too_large: list[Finding] = []
         self.hits: list[_Hit] = []
@@ -130,12 +151,14 @@ class _Run:
             self.total = len(members)
             self.skipped = sum(1 for m in members if m.size > limit)
         self._report(force=True)
+        self.covered = covered
         with ThreadPoolExecutor(clamav.threads + 1, "assay-virus") as pool:
             self.source = iter(members)
             self._work(pool, clamav, rules, lambda: self._next_member(limit, counted))
             # Containers, once the input has ended: those read whole by the unpacker are done.
             todo = [i for i in self.later if self.members[i].location not in covered]
             self.skipped += len(self.later) - len(todo)
+            self._let_go(i for i in self.later if self.members[i].location in covered)
             self.source = iter(todo)
             self._work(pool, clamav, rules, lambda: next(self.source, None))
             if not clamav.streams:
@@ -152,7 +175,10 @@ class _Run:
                     i = take()
                 if i is None:
                     return
-                self.events.put((i, self._scan(i, clamav, rules)))
+                hits = self._scan(i, clamav, rules)
+                if self.release is not None:
+                    self.release(self.members[i])
+                self.events.put((i, hits))
 
         self._wait([pool.submit(loop) for _ in range(clamav.threads)])
 
@@ -166,6 +192,16 @@ class _Run:
     def _next_member(self, limit: int, counted: bool) -> int | None:
         """The next member the engines must read (called under the lock), or None."""
         for member in self.source:
+            if isinstance(member, Finished):
+                i = self.open.pop(id(member.container), None)
+                if i is None:
+                    continue
+                self.later.remove(i)
+                if member.container.location not in self.covered:
+                    return i
+                self.skipped += 1
+                self._let_go([i])
+                continue
             i = len(self.members)
             self.members.append(member)
             if member.size > limit:
@@ -174,11 +210,18 @@ class _Run:
                     self.too_large.append(_too_large(member))
                 if not counted:
                     self.skipped += 1
+                self._let_go([i])
             elif member.container:
                 self.later.append(i)
+                self.open[id(member)] = i
             else:
                 return i
         return None
+
+    def _let_go(self, indexes: Iterable[int]) -> None:
+        if self.release is not None:
+            for i in indexes:
+                self.release(self.members[i])
 
     def _scan(self, index: int, clamav, rules: RuleSet) -> list[_Hit]:
         hits: list[_Hit] = []

@@ -242,17 +242,6 @@ def collect(members: Iterable[Member]) -> list[Component]:
         distro, version_id = _distro(by_location, _root(member.location, suffix))
         yield from dpkg_status(read_text(member) or "", member.location, distro, version_id)
 
-    def wanted_dpkg(path: str) -> bool:
-        if any(path == s or path.endswith("/" + s) for s in _DPKG):
-            return True
-        head, _, tail = path.rpartition(_DPKG_DIR)
-        return (
-            bool(tail)
-            and (not head or head.endswith("/"))
-            and "/" not in tail
-            and not tail.endswith(".md5sums")
-        )
-
     def apk(member: Member) -> Iterator[Component]:
         distro, version_id = _distro(by_location, _root(member.location, _APK))
         yield from apk_installed(read_text(member) or "", member.location, distro, version_id)
@@ -260,7 +249,37 @@ def collect(members: Iterable[Member]) -> list[Component]:
     def rpm(member: Member) -> Iterator[Component]:
         yield from rpmdb(member.path, member.location)
 
-    found = list(each(members, wanted_dpkg, dpkg))
-    found += each(members, lambda p: p == _APK or p.endswith("/" + _APK), apk)
-    found += each(members, lambda p: any(p == s or p.endswith("/" + s) for s in _RPMDB), rpm)
+    found = list(each(members, _wanted_dpkg, dpkg))
+    found += each(members, _wanted_apk, apk)
+    found += each(members, _wanted_rpm, rpm)
     return found
+
+
+def _wanted_dpkg(path: str) -> bool:
+    if any(path == s or path.endswith("/" + s) for s in _DPKG):
+        return True
+    head, _, tail = path.rpartition(_DPKG_DIR)
+    return (
+        bool(tail)
+        and (not head or head.endswith("/"))
+        and "/" not in tail
+        and not tail.endswith(".md5sums")
+    )
+
+
+def _wanted_apk(path: str) -> bool:
+    return path == _APK or path.endswith("/" + _APK)
+
+
+def _wanted_rpm(path: str) -> bool:
+    return any(path == s or path.endswith("/" + s) for s in _RPMDB)
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return (
+        _wanted_dpkg(path)
+        or _wanted_apk(path)
+        or _wanted_rpm(path)
+        or any(path == s or path.endswith("/" + s) for s in _OS_RELEASE)
+    )

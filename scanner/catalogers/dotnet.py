@@ -21,3 +21,8 @@ def _parse(member: Member) -> Iterator[Component]:
 
 def collect(members: Iterable[Member]) -> list[Component]:
     return list(each(members, lambda p: leaf(p).endswith(".deps.json"), _parse))
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return leaf(path).endswith(".deps.json")

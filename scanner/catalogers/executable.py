@@ -58,7 +58,14 @@ def is_executable(member: Member) -> bool:
         return False
     with open(member.path, "rb") as f:
         head = f.read(4)
-    return head == b"\x7fELF" or head[:2] == b"MZ" or head in _MACHO
+    return executable_head(head, member.size)
+
+
+def executable_head(head: bytes, size: int) -> bool:
+    """Whether a file of ``size`` bytes starting with ``head`` (4 bytes at least) is searched."""
+    if size < _MIN_SIZE or size > MAX_EXECUTABLE:
+        return False
+    return head[:4] == b"\x7fELF" or head[:2] == b"MZ" or head[:4] in _MACHO
 
 
 def open_executable(f: BinaryIO, size: int) -> Executable | None:

@@ -214,9 +214,25 @@ def _wanted_mod(path: str) -> bool:
     return leaf(path) == "go.mod" and "/pkg/mod/" not in f"/{path}" and "vendor/" not in path
 
 
+def keeps(path: str) -> bool:
+    """Whether the file at this inner path is read by :func:`collect_files`."""
+    return _wanted_mod(path)
+
+
+def collect_files(members: Iterable[Member]) -> list[Component]:
+    """Components of the go.mod files (executables aside)."""
+    return list(each(members, _wanted_mod, _go_mod))
+
+
+def binary(member: Member) -> list[Component]:
+    """Components of one executable (the caller checked it is one)."""
+    return list(each([member], lambda p: True, _binary))
+
+
 def collect(members: Iterable[Member]) -> list[Component]:
     members = list(members)
-    found = list(each(members, _wanted_mod, _go_mod))
-    binaries = [m for m in members if is_executable(m)]
-    found += each(binaries, lambda p: True, _binary)
+    found = collect_files(members)
+    for m in members:
+        if is_executable(m):
+            found += binary(m)
     return found

@@ -84,3 +84,8 @@ def collect(members: Iterable[Member]) -> list[Component]:
     with_pom = {container(m.location) for m in members if _POM.search(inner(m.location))}
     fallback = [m for m in members if container(m.location) not in with_pom]
     return poms + list(each(fallback, lambda p: p == _MANIFEST, _manifest))
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return path == _MANIFEST or bool(_POM.search(path))

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from scanner import formats
 from scanner.catalogers._common import component
-from scanner.catalogers.executable import is_executable
+from scanner.catalogers.executable import executable_head
 from scanner.model import Component
 from scanner.unpack import Member
 
@@ -29,12 +29,27 @@ _ZIP = b"PK\x03\x04"
 def collect(members: Iterable[Member]) -> Iterator[Component]:
     for member in members:
         try:
-            if member.depth and is_executable(member):
-                yield from _libraries(member)
-            elif member.container and _is_zip(member):
-                yield from _app(member)
+            head = _head(member)
         except OSError:
             continue
+        yield from arrival(member, head)
+
+
+def arrival(member: Member, head: bytes) -> list[Component]:
+    """Components of one member, told apart by its first bytes (4 at least)."""
+    try:
+        if member.depth and executable_head(head, member.size):
+            return list(_libraries(member))
+        if member.container and head[:4] == _ZIP:
+            return list(_app(member))
+    except OSError:
+        pass
+    return []
+
+
+def _head(member: Member) -> bytes:
+    with open(member.path, "rb") as f:
+        return f.read(4)
 
 
 def _libraries(member: Member) -> Iterator[Component]:
@@ -57,7 +72,3 @@ def _app(member: Member) -> Iterator[Component]:
             qualifiers={"app": fmt},
         )
 
-
-def _is_zip(member: Member) -> bool:
-    with open(member.path, "rb") as f:
-        return f.read(4) == _ZIP

@@ -78,3 +78,10 @@ def collect(members: Iterable[Member]) -> list[Component]:
     found += each(tarballs, lambda p: p == "package/package.json", _installed)
     found += each(members, lambda p: p.rsplit("/", 1)[-1] in _LOCKS, _lock)
     return found
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return bool(_INSTALLED.search(path)) or path == "package/package.json" or (
+        path.rsplit("/", 1)[-1] in _LOCKS
+    )

@@ -48,3 +48,8 @@ def _wanted(path: str) -> bool:
 
 def collect(members: Iterable[Member]) -> list[Component]:
     return list(each(members, _wanted, _parse))
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return _wanted(path)

@@ -61,3 +61,8 @@ def collect(members: Iterable[Member]) -> list[Component]:
         if (container(c.location), canonical(c.name), c.version) not in tops
         or inner(c.location).count("/") <= 1
     ]
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return wanted(path)

@@ -62,9 +62,25 @@ def _binary(member: Member) -> Iterator[Component]:
         yield from auditable(blob, member.location)
 
 
+def keeps(path: str) -> bool:
+    """Whether the file at this inner path is read by :func:`collect_files`."""
+    return leaf(path) == "Cargo.lock"
+
+
+def collect_files(members: Iterable[Member]) -> list[Component]:
+    """Components of the Cargo.lock files (executables aside)."""
+    return list(each(members, keeps, _lock))
+
+
+def binary(member: Member) -> list[Component]:
+    """Components of one executable (the caller checked it is one)."""
+    return list(each([member], lambda p: True, _binary))
+
+
 def collect(members: Iterable[Member]) -> list[Component]:
     members = list(members)
-    found = list(each(members, lambda p: leaf(p) == "Cargo.lock", _lock))
-    binaries = [m for m in members if is_executable(m)]
-    found += each(binaries, lambda p: True, _binary)
+    found = collect_files(members)
+    for m in members:
+        if is_executable(m):
+            found += binary(m)
     return found

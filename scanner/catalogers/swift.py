@@ -49,3 +49,8 @@ def _parse(member: Member) -> Iterator[Component]:
 
 def collect(members: Iterable[Member]) -> list[Component]:
     return list(each(members, lambda p: leaf(p) == "Package.resolved", _parse))
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return leaf(path) == "Package.resolved"
