@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with app.app_context():
             ScanWorker.app = app
-            worker = ScanWorker([queue.QUEUE_NAME], name=name,
-                                connection=_redis_without_timeout(app))
+            connection = _redis_without_timeout(app)
+            wait_for_redis(connection, float(os.environ.get("ASSAY_REDIS_WAIT", "60")))
+            worker = ScanWorker([queue.QUEUE_NAME], name=name, connection=connection)
             worker.work(burst=args.burst, with_scheduler=True)
     finally:
         if scheduler is not None:
@@ -108,6 +109,22 @@ def _ensure_bucket(app) -> None:
             storage.ensure_bucket()
         except Exception as exc:  # noqa: BLE001 - storage may come up later; scans retry
             log.warning("could not check the bucket: %s", exc)
+
+
+def wait_for_redis(connection, timeout: float) -> None:
+    """Wait until Redis answers: on one machine it may still be starting beside the worker."""
+    from redis.exceptions import ConnectionError as RedisDown
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection.ping()
+            return
+        except RedisDown:
+            if time.monotonic() >= deadline:
+                raise
+            log.info("waiting for Redis at %s", connection.connection_pool.connection_kwargs.get("port"))
+            time.sleep(0.5)
 
 
 def _redis_without_timeout(app):
