@@ -51,11 +51,14 @@ class Catalog:
         """Read what concerns the catalogers in ``member`` now, while it is on disk.
 
         ``head`` is the file's first bytes (at least :data:`HEAD_BYTES`, or the whole
-        file when it is shorter), or None to read them here. Returns True when a
-        cataloger will read the file at catalog time: it must stay on disk until then.
+        file when it is shorter), or None for the member's own (``member.head``) or,
+        failing that, to read them here. Returns True when a cataloger will read the
+        file at catalog time: it must stay on disk until then.
         """
         path = inner(member.location)
         keep = any(c.keeps(path) for c in _BY_PATH)
+        if head is None:
+            head = getattr(member, "head", None)
         if head is None and (member.container or member.depth):
             head = _head(member)
         if head is None:

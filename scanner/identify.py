@@ -71,14 +71,18 @@ def describe(kind: str | None) -> str:
     return _DESCRIPTIONS.get(kind, kind or _DESCRIPTIONS[None])
 
 
-def sniff(path: Path) -> str | None:
+def sniff(path: Path, head: bytes | None = None) -> str | None:
     """Name the kind of a file from its first bytes, or None when it is nothing known.
 
     Compressed streams are looked into: gzip, bzip2 or xz around a tar is
     "tar.gz", "tar.bz2" or "tar.xz"; around anything else "gz", "bz2" or "xz".
+    ``head``, when the caller has it, is the file's first 4 KiB at least (or all of it).
     """
-    with open(path, "rb") as f:
-        head = f.read(_HEAD)
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD)
+    else:
+        head = head[:_HEAD]
     if not head:
         return "empty"
     if _is_tar(head):

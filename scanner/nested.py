@@ -93,11 +93,12 @@ class Nested:
 
     def claim(
         self, path: Path, location: str, kind: str | None, depth: int, size: int,
-        digest: bytes | None = None,
+        digest: bytes | None = None, head: bytes | None = None, tail: bytes | None = None,
     ) -> Iterator[Member | Finding] | None:
         """The members and findings of a file the unpacker should not handle itself, or None.
 
-        ``digest`` is the file's sha256, when the unpacker computed it while writing.
+        ``digest``, ``head`` and ``tail`` are the file's sha256, first 64 KiB and last
+        512 bytes, when the unpacker had them while writing it.
         """
         if self.late or time.monotonic() > self.deadline:
             return self._too_late(path, location, depth, size)
@@ -108,7 +109,7 @@ class Nested:
             return iter([Member(path, location, size, depth, False, copy_of=copy)])
         if kind in LEAVES or (kind is not None and kind != "tar"):
             return None
-        fmt = formats.detect(path)
+        fmt = formats.detect(path, head=head, tail=tail, size=size)
         if kind == "tar":
             return self._images(path, location, depth, size) if fmt in IMAGE_FORMATS else None
         if fmt in self.extractable:

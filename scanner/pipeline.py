@@ -40,6 +40,10 @@ FEED = 256
 #: Bytes of files written but not yet scanned (containers aside); beyond this
 #: unpacking waits, so scratch space stays bounded whatever the package size.
 IN_FLIGHT = 256 * 1024 * 1024
+#: Small files are handed to the engines in batches of up to this many...
+BATCH = 32
+#: ...files under this size; a larger file (or a container) is handed over at once.
+BATCH_FILE = 256 * 1024
 #: Halves of a block-based OTA partition wait on disk for each other
 #: (:func:`scanner.formats.ota_partition`): never removed before the end.
 _PAIRED = (".transfer.list", ".new.dat", ".new.dat.br")
@@ -197,6 +201,7 @@ class _VirusScan:
         self.doomed: set[int] = set()  # ids of the members to remove once released
         self.in_flight = 0  # bytes put and not yet released (containers aside)
         self.released = threading.Condition()
+        self.batch: list[Member | Finished] = []  # small files not yet handed over
         self.latest: tuple[int, int] | None = None
         self.outcome: tuple | None = None
         self.error: BaseException | None = None
@@ -216,9 +221,9 @@ class _VirusScan:
             self.error = exc
 
     def _members(self):
-        while (item := self.queue.get()) is not self._END:
+        while (batch := self.queue.get()) is not self._END:
             if not self.stopping:
-                yield item
+                yield from batch
 
     def _progress(self, _stage: str, done: int, total: int) -> None:
         self.latest = (done, total)
@@ -239,18 +244,35 @@ class _VirusScan:
                 self.released.notify_all()
 
     def put(self, member: Member | Finished) -> None:
-        """Hand over one member; waits while the engines are behind."""
+        """Hand over one member; waits while the engines are behind.
+
+        Small files go in batches (one hand-off for up to :data:`BATCH` of them);
+        anything else, and a batch that is full, goes at once.
+        """
         if self.bounded and isinstance(member, Member) and not member.container:
             with self.released:
+                if self.in_flight and self.in_flight + member.size > IN_FLIGHT:
+                    self._flush()  # what waits in the batch must be scanned to be released
                 while (
                     self.in_flight and self.in_flight + member.size > IN_FLIGHT
                     and self.thread.is_alive() and not self.stopping
                 ):
                     self.released.wait(0.5)
                 self.in_flight += member.size
+        self.batch.append(member)
+        small = isinstance(member, Member) and not member.container and member.size < BATCH_FILE
+        if not small or len(self.batch) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self._hand(batch)
+
+    def _hand(self, item) -> None:
         while self.thread.is_alive():
             try:
-                self.queue.put(member, timeout=0.5)
+                self.queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -258,7 +280,8 @@ class _VirusScan:
 
     def close(self) -> None:
         """No more members."""
-        self.put(self._END)
+        self._flush()
+        self._hand(self._END)
 
     def abandon(self) -> None:
         """Stop scanning (the package will not be judged); wait for the engines to let go."""

@@ -35,6 +35,12 @@ from scanner import identify
 from scanner.model import NEST, Finding, Limits, Progress
 
 CHUNK = 1024 * 1024
+#: How much of a file's start a :class:`Member` carries (enough to tell an executable).
+HEAD_BYTES = 8
+#: How much of a file's start and end the unpacker keeps while writing it, for
+#: format detection (:func:`scanner.formats.detect`) without reading it again.
+_DETECT_HEAD = 64 * 1024
+_DETECT_TAIL = 512
 #: The expansion ratio is only judged once an archive has produced this much:
 #: a tiny archive of a few kilobytes of zeros is no bomb.
 RATIO_FLOOR = 1024 * 1024
@@ -67,6 +73,9 @@ class Member:
     depth: int  # 0 for the package, 1 for its members, 2 inside a nested archive...
     container: bool  # True when this file was opened as an archive (its members follow)
     copy_of: str = ""  # location of an earlier member with the same content (not rescanned)
+    #: The file's first bytes (:data:`HEAD_BYTES`, fewer for a shorter file) when the
+    #: unpacker had them in hand while writing it; None otherwise.
+    head: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -180,6 +189,7 @@ class _Unpacker:
 
         self.covered = covered
         self.dirs: set[Path] = set()  # directories made for entries (never removed while unpacking)
+        self.chmod = not _umask_keeps_644()  # read once: files need no chmod under umask 022
 
         self.package = package
         self.scratch = scratch
@@ -225,11 +235,16 @@ class _Unpacker:
             yield item
 
     def _nested(
-        self, path: Path, location: str, depth: int, size: int, digest: bytes | None = None
+        self, path: Path, location: str, depth: int, size: int, digest: bytes | None = None,
+        head: bytes | None = None, tail: bytes | None = None,
     ) -> Iterator:
-        """Yield a freshly written member, then its own members if it is an archive."""
-        kind = identify.sniff(path) if size else None
-        claimed = self.nested.claim(path, location, kind, depth, size, digest)
+        """Yield a freshly written member, then its own members if it is an archive.
+
+        ``digest``, ``head`` and ``tail``: the file's sha256, first 64 KiB and last
+        512 bytes, when they were at hand as it was written.
+        """
+        kind = identify.sniff(path, head) if size else None
+        claimed = self.nested.claim(path, location, kind, depth, size, digest, head, tail)
         if claimed is not None:  # file systems, images, copies, or out of time
             yield from claimed
             return
@@ -243,7 +258,7 @@ class _Unpacker:
             )
         elif kind in identify.UNSUPPORTED:
             yield from self._finding(location, "unsupported", _unsupported(kind))
-        yield Member(path, location, size, depth, opens)
+        yield Member(path, location, size, depth, opens, head=None if head is None else head[:HEAD_BYTES])
         if opens and not self.stopped:
             yield from self._open(path, location, kind, depth)
 
@@ -512,6 +527,7 @@ class _Unpacker:
         written = 0
         problem = None
         digest = hashlib.sha256()  # for the copy check, while the bytes are at hand
+        head = tail = b""
         with open(fd, "wb") as dst:
             while True:
                 try:
@@ -528,6 +544,11 @@ class _Unpacker:
                     break
                 dst.write(chunk)
                 digest.update(chunk)
+                if not written:
+                    head = chunk[:_DETECT_HEAD]
+                elif len(head) < _DETECT_HEAD:
+                    head += chunk[: _DETECT_HEAD - len(head)]
+                tail = chunk[-_DETECT_TAIL:] if len(chunk) >= _DETECT_TAIL else (tail + chunk)[-_DETECT_TAIL:]
                 written += len(chunk)
                 box.out += len(chunk)
                 self.total += len(chunk)
@@ -535,7 +556,9 @@ class _Unpacker:
             yield from self._finding(location, "corrupt", f"archive is corrupt: {problem}")
         elif problem is not None:
             yield from self._stop(box, problem)
-        yield from self._nested(path, location, box.depth + 1, written, digest.digest())
+        yield from self._nested(
+            path, location, box.depth + 1, written, digest.digest(), head, tail
+        )
 
     def _check(self, box: _Box, location: str, written: int, more: int) -> None:
         lim = self.limits
@@ -608,7 +631,7 @@ class _Unpacker:
             if path.parent not in self.dirs:  # most entries share their directory
                 _mkdir(path.parent, parents=True)
                 self.dirs.add(path.parent)
-            return path, _open_new(path)
+            return path, _open_new(path, self.chmod)
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             pass
         except OSError as e:
@@ -619,7 +642,7 @@ class _Unpacker:
         if not spill.is_dir():
             _mkdir(spill)
         path = spill / str(self.spills)
-        return path, _open_new(path)
+        return path, _open_new(path, self.chmod)
 
     def _report(self, done: int, *, top: bool = True, force: bool = False) -> None:
         if self.progress is None or not top:
@@ -633,11 +656,27 @@ class _Unpacker:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _open_new(path: Path) -> int:
-    """A new regular file, mode 0o644 whatever the umask (the virus engine must read it)."""
+def _open_new(path: Path, chmod: bool = True) -> int:
+    """A new regular file, mode 0o644 whatever the umask (the virus engine must read it).
+
+    ``chmod=False`` when the umask is known to leave 0o644 whole (:func:`_umask_keeps_644`).
+    """
     fd = os.open(path, _CREATE, 0o644)
-    os.fchmod(fd, 0o644)
+    if chmod:
+        os.fchmod(fd, 0o644)
     return fd
+
+
+def _umask_keeps_644() -> bool:
+    """Whether the process umask leaves mode 0o644 whole (read from /proc; False if unsure)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8) & 0o644 == 0
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def _mkdir(path: Path, *, parents: bool = False) -> None:

@@ -250,9 +250,12 @@ class _Run:
                 self._report()
 
     def _yara(self, rules: RuleSet, index: int) -> _Hit:
-        path = self.members[index].path
+        member = self.members[index]
         try:
-            answers = tuple(Answer("virus", name) for name in _yara_match(rules, path))
+            answers = tuple(
+                Answer("virus", name)
+                for name in _yara_match(rules, member.path, getattr(member, "head", None))
+            )
         except yara.TimeoutError:
             answers = (Answer("unscanned", None, f"YARA did not finish within {MATCH_TIMEOUT}s"),)
         except Exception as exc:  # yara.Error, OSError: fail closed
@@ -290,9 +293,11 @@ class _Run:
         return out
 
 
-def _yara_match(rules: RuleSet, path: Path) -> list[str]:
-    with open(path, "rb") as f:
-        head = f.read(HEAD_BYTES)
+def _yara_match(rules: RuleSet, path: Path, head: bytes | None = None) -> list[str]:
+    """``head``: the file's first :data:`HEAD_BYTES` (all of it when shorter), when known."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
     if head.startswith(COMPRESSED_MAGIC):
         return []
     return rules.match(path, head)

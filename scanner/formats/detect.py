@@ -13,9 +13,18 @@ HEAD = 64 * 1024
 TAR_PEEK = 20_000
 
 
-def detect(path: Path) -> str | None:
-    """The format name of ``path``, or None for ordinary archives and unknown files."""
+def detect(
+    path: Path, *, head: bytes | None = None, tail: bytes | None = None, size: int | None = None
+) -> str | None:
+    """The format name of ``path``, or None for ordinary archives and unknown files.
+
+    A caller that has the file's ``size``, ``head`` (its first :data:`HEAD` bytes,
+    or all of it when shorter) and ``tail`` (its last 512 bytes) spares reading them.
+    """
     try:
+        if head is not None and tail is not None and size is not None:
+            if len(head) == min(size, HEAD) and (size < 512 or len(tail) == 512):
+                return _detect(Path(path), head, tail if size >= 512 else b"", size)
         with open(path, "rb") as fh:
             head = fh.read(HEAD)
             size = fh.seek(0, 2)
