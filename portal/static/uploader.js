@@ -15,12 +15,14 @@
   }
 
   // A JSON request to the portal; rejects with the portal's own message when refused.
-  function api(method, url, body) {
+  // ``controller`` (an AbortController) lets the caller drop the request.
+  function api(method, url, body, controller) {
     var options = {
       method: method,
       credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
     };
+    if (controller) { options.signal = controller.signal; }
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -106,9 +108,14 @@
     this.submit = submit;
     this.session = null;
     this.done = {};        // part number -> bytes stored
-    this.inFlight = {};    // part number -> {xhr, loaded}
+    // Part number -> {xhr, loaded, request}: a part counts as on its way from the moment it
+    // leaves the queue, while its URL is being signed as much as while its bytes are sent.
+    this.active = {};
     this.queue = [];
     this.running = false;
+    this.pausing = false;
+    this.ended = false;    // finished or cancelled: nothing more is sent or asked for
+    this.round = 0;        // bumped when the parts on their way are stopped
     this.samples = [];     // [time ms, bytes stored or in flight] for the speed
     this.storeKey = STORE_PREFIX + location.pathname + ":" + file.name + ":" + file.size + ":" + file.lastModified;
   }
@@ -139,7 +146,7 @@
     var self = this;
     var saved = localStorage.getItem(this.storeKey);
     this.panel.title.textContent = "Uploading " + this.file.name + " (" + humanSize(this.file.size) + ") directly to storage";
-    this.panel.show("uploading");
+    this.panel.show("preparing");
     this.panel.say(saved ? "Looking for the parts already uploaded…" : "Starting the upload…");
     var opened = saved
       ? api("GET", this.form.dataset.directUpload + "/" + saved).then(function (info) {
@@ -152,6 +159,10 @@
         })
       : api("POST", this.form.dataset.directUpload, this.fields());
     return opened.then(function (session) {
+      if (self.ended) {  // cancelled while it was being opened
+        api("POST", session.urls.cancel).catch(function () {});
+        return;
+      }
       self.session = session;
       localStorage.setItem(self.storeKey, String(session.id));
       self.takeStock(session.parts || []);
@@ -161,7 +172,7 @@
         self.panel.say("");
       }
       self.run();
-    }).catch(function (error) { self.fail(error, true); });
+    }).catch(function (error) { if (!self.ended) { self.fail(error, true); } });
   };
 
   // What storage holds is the truth: parts it has are done, the rest is queued.
@@ -184,50 +195,82 @@
     for (var i = 0; i < PARALLEL; i += 1) { this.next(); }
   };
 
+  Upload.prototype.idle = function () {
+    return !Object.keys(this.active).length;
+  };
+
+  // One worker: takes the next part off the queue; when none is left and no part is on its
+  // way any more (being signed or sent), the upload is complete.
   Upload.prototype.next = function () {
     var self = this;
-    var idle = !Object.keys(this.inFlight).length;
+    if (this.ended) { return; }
     if (!this.running) {
-      if (this.pausing && idle) { this.paused(); }
+      if (this.pausing && this.idle()) { this.paused(); }
       return;
     }
     if (!this.queue.length) {
-      if (idle) { this.finish(); }
+      if (this.idle()) { this.finish(); }
       return;
     }
     var number = this.queue.shift();
-    this.sendPart(number, 0).then(function () { self.next(); }, function (error) {
+    var slot = { xhr: null, loaded: 0, request: null, round: this.round };
+    this.active[number] = slot;
+    this.sendPart(number, slot, 0).then(function () {
+      if (self.active[number] === slot) { delete self.active[number]; }
+      if (slot.round === self.round) { self.next(); }
+    }, function (error) {
+      if (self.active[number] === slot) { delete self.active[number]; }
+      // Stopped meanwhile (failure, cancel or completion): what to send is worked out afresh.
+      if (slot.round !== self.round) { return; }
       self.queue.unshift(number);
       if (self.running) { self.fail(error); } else { self.next(); }
     });
   };
 
-  Upload.prototype.sendPart = function (number, attempt) {
+  function stopped() {
+    return new Error("paused");
+  }
+
+  Upload.prototype.live = function (slot) {
+    return this.running && !this.ended && slot.round === this.round;
+  };
+
+  Upload.prototype.sendPart = function (number, slot, attempt) {
     var self = this;
     var size = this.session.part_size;
     var blob = this.file.slice((number - 1) * size, Math.min(number * size, this.file.size));
-    return api("POST", this.session.urls.part + "/" + number).then(function (signed) {
-      return self.put(number, signed.url, blob);
+    if (!this.live(slot)) { return Promise.reject(stopped()); }
+    slot.request = typeof AbortController === "function" ? new AbortController() : null;
+    return api("POST", this.session.urls.part + "/" + number, undefined, slot.request).then(function (signed) {
+      slot.request = null;
+      // Paused or stopped while the URL was signed: the part has not started, so it waits.
+      if (!self.live(slot)) { throw stopped(); }
+      return self.put(number, slot, signed.url, blob);
     }).catch(function (error) {
-      if (!self.running || error.status || attempt >= RETRIES) { throw error; }
+      slot.request = null;
+      if (!self.live(slot) || error.status || attempt >= RETRIES) {
+        throw self.live(slot) ? error : stopped();
+      }
       return new Promise(function (resolve) { setTimeout(resolve, 1000 * Math.pow(2, attempt)); })
-        .then(function () { return self.sendPart(number, attempt + 1); });
+        .then(function () { return self.sendPart(number, slot, attempt + 1); });
     });
   };
 
   // XMLHttpRequest rather than fetch: it reports upload progress.
-  Upload.prototype.put = function (number, url, blob) {
+  Upload.prototype.put = function (number, slot, url, blob) {
     var self = this;
     return new Promise(function (resolve, reject) {
       var xhr = new XMLHttpRequest();
-      self.inFlight[number] = { xhr: xhr, loaded: 0 };
+      slot.xhr = xhr;
+      slot.loaded = 0;
       xhr.open("PUT", url);
       xhr.upload.onprogress = function (event) {
-        if (self.inFlight[number]) { self.inFlight[number].loaded = event.loaded; }
+        slot.loaded = event.loaded;
         self.render();
       };
       xhr.onload = function () {
-        delete self.inFlight[number];
+        slot.xhr = null;
+        slot.loaded = 0;
         if (xhr.status >= 200 && xhr.status < 300) {
           self.done[number] = blob.size;
           self.render();
@@ -237,12 +280,14 @@
         }
       };
       xhr.onerror = function () {
-        delete self.inFlight[number];
+        slot.xhr = null;
+        slot.loaded = 0;
         reject(new Error("The connection to storage was lost."));
       };
       xhr.onabort = function () {
-        delete self.inFlight[number];
-        reject(new Error("paused"));
+        slot.xhr = null;
+        slot.loaded = 0;
+        reject(stopped());
       };
       xhr.send(blob);
     });
@@ -252,7 +297,7 @@
     var total = 0;
     var key;
     for (key in this.done) { total += this.done[key]; }
-    for (key in this.inFlight) { total += this.inFlight[key].loaded; }
+    for (key in this.active) { if (!(key in this.done)) { total += this.active[key].loaded; } }
     return Math.min(total, this.file.size);
   };
 
@@ -274,18 +319,28 @@
     this.panel.figures.textContent = text;
   };
 
+  // Stop every part on its way (signing or sending); none of them is started again by this
+  // round: whoever resumes asks storage what it holds.
   Upload.prototype.halt = function () {
     this.running = false;
     this.pausing = false;
+    this.round += 1;
     window.removeEventListener("beforeunload", warnOnLeave);
-    for (var key in this.inFlight) { this.inFlight[key].xhr.abort(); }
+    var active = this.active;
+    this.active = {};
+    for (var key in active) {
+      if (active[key].request) { active[key].request.abort(); }
+      if (active[key].xhr) { active[key].xhr.abort(); }
+    }
   };
 
-  // Parts on their way are let through (their bytes would be lost); no new part starts.
+  // Parts being sent are let through (their bytes would be lost); a part whose URL is still
+  // being signed waits in the queue; no new part starts.
   Upload.prototype.pause = function () {
+    if (!this.running) { return; }
     this.running = false;
     this.pausing = true;
-    if (Object.keys(this.inFlight).length) {
+    if (!this.idle()) {
       this.panel.show("pausing");
       this.panel.say("Pausing once the parts on their way are stored…");
     } else {
@@ -301,22 +356,31 @@
     this.render();
   };
 
-  // Ask storage again which parts it holds, then continue.
+  // Ask storage again which parts it holds, then continue. Only once nothing is on its way
+  // (paused, failed or refused at completion), and once at a time.
   Upload.prototype.resume = function () {
     var self = this;
+    if (this.ended || this.running || this.resuming || !this.idle()) { return Promise.resolve(); }
+    this.resuming = true;
     this.panel.say("Resuming…");
-    this.panel.show("uploading");
+    this.panel.show("preparing");
     return api("GET", this.session.urls.self).then(function (info) {
+      self.resuming = false;
+      if (self.ended) { return; }
       if (info.state !== "open") { throw new Error("This upload was cancelled or abandoned; choose the file and start again."); }
       self.takeStock(info.parts);
       self.panel.say("");
       self.run();
-    }).catch(function (error) { self.fail(error, true); });
+    }).catch(function (error) {
+      self.resuming = false;
+      if (!self.ended) { self.fail(error, true); }
+    });
   };
 
   Upload.prototype.cancel = function () {
     var self = this;
     this.halt();
+    this.ended = true;
     localStorage.removeItem(this.storeKey);
     var ended = this.session ? api("POST", this.session.urls.cancel).catch(function () {}) : Promise.resolve();
     return ended.then(function () {
@@ -336,6 +400,7 @@
     this.panel.bar.value = 100;
     this.panel.say("All parts stored. Checking the package…");
     api("POST", this.session.urls.complete).then(function (result) {
+      self.ended = true;
       localStorage.removeItem(self.storeKey);
       self.panel.show("done");
       self.panel.say("Done. Opening the asset…");
@@ -345,6 +410,7 @@
       if (/not been uploaded|instead of/.test(error.message)) {
         return self.resume();  // storage lost a part: send what is missing
       }
+      self.ended = true;
       localStorage.removeItem(self.storeKey);
       self.panel.show("idle");
       self.panel.say(error.message, true);
