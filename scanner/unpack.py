@@ -271,6 +271,7 @@ class _Unpacker:
             yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
             yield from self._zip_salvage(path, box)
             return
+        stored: set[int] = set()  # ids of the entries whose data went into a member
         with zf:
             for info in zf.infolist():
                 if box.stopped or self.stopped:
@@ -278,9 +279,14 @@ class _Unpacker:
                 if info.is_dir():
                     continue
                 self._report(info.header_offset, top=box.depth == 0)
-                yield from self._zip_entry(zf, info, box)
+                yield from self._zip_entry(zf, info, box, stored)
+            clean = not (box.findings or box.stopped or self.stopped)
+            if self.covered is not None and clean and _zip_covered(path, zf, stored):
+                self.covered.add(box.location)
 
-    def _zip_entry(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, box: _Box) -> Iterator:
+    def _zip_entry(
+        self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, box: _Box, stored: set[int]
+    ) -> Iterator:
         raw = _zip_name(info)
         mode = info.external_attr >> 16 if info.create_system == 3 else 0
         if not (yield from self._admit(box, raw, backslash=True)):
@@ -313,6 +319,7 @@ class _Unpacker:
         except READ_ERRORS as e:
             yield from self._finding(location, "corrupt", f"archive is corrupt: {e}")
             return
+        stored.add(id(info))
         with src:
             yield from self._store(box, parts, location, src)
 
@@ -769,6 +776,73 @@ def _unsupported(kind: str) -> str:
 
 
 # -- streams ---------------------------------------------------------------------
+
+
+def _zip_covered(path: Path, zf: zipfile.ZipFile, stored: set[int]) -> bool:
+    """True when every byte of a zip is a header, or data of an entry written out whole.
+
+    Entries lie back to back from offset 0 (local header, data, data descriptor),
+    the central directory follows the last one directly, and the end records
+    finish the file: no data before, between or after, no overlapping entries,
+    no archive or entry comments. Any doubt answers False: the zip is then
+    scanned whole.
+    """
+    if zf.comment:
+        return False
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            return _zip_layout(f, size, zf, stored)
+    except (OSError, struct.error, ValueError):
+        return False
+
+
+def _zip_layout(f: BinaryIO, size: int, zf: zipfile.ZipFile, stored: set[int]) -> bool:
+    def read(at: int, n: int) -> bytes:
+        f.seek(at)
+        return f.read(n)
+
+    cd_end = size - 22
+    eocd = read(cd_end, 22) if cd_end >= 0 else b""
+    if len(eocd) != 22 or eocd[:4] != b"PK\x05\x06":
+        return False
+    _, _, _, n_disk, n, size_cd, offset_cd, comment = struct.unpack("<4s4H2LH", eocd)
+    if comment:
+        return False
+    if 0xFFFFFFFF in (size_cd, offset_cd) or 0xFFFF in (n, n_disk):
+        locator = read(cd_end - 20, 20)  # zip64: its locator, and its record before that
+        if len(locator) != 20 or locator[:4] != b"PK\x06\x07":
+            return False
+        record_at = struct.unpack_from("<Q", locator, 8)[0]
+        record = read(record_at, 56)
+        if len(record) != 56 or record[:4] != b"PK\x06\x06":
+            return False
+        if record_at + 12 + struct.unpack_from("<Q", record, 4)[0] != cd_end - 20:
+            return False
+        size_cd, offset_cd = struct.unpack_from("<QQ", record, 40)
+        cd_end = record_at
+    if offset_cd + size_cd != cd_end or offset_cd != zf.start_dir:
+        return False
+    infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+    at = 0
+    for k, info in enumerate(infos):
+        if info.header_offset != at or info.comment:
+            return False
+        if id(info) not in stored and (info.compress_size or info.file_size):
+            return False
+        head = read(at, 30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            return False
+        names, extra = struct.unpack_from("<HH", head, 26)
+        at += 30 + names + extra + info.compress_size
+        if info.flag_bits & 0x8:  # a data descriptor: CRC and sizes, 32 or 64 bits
+            if read(at, 4) == b"PK\x07\x08":
+                at += 4
+            following = infos[k + 1].header_offset if k + 1 < len(infos) else offset_cd
+            if following not in (at + 12, at + 20):
+                return False
+            at = following
+    return at == offset_cd
 
 #: Bytes a compressed stream may hold after its compressed data (gzip: CRC and size).
 _TRAILERS = {"gz": 8, "bz2": 0, "xz": 0}

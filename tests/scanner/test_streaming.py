@@ -68,11 +68,88 @@ def test_a_tar_with_a_refused_entry_is_not_covered(tmp_path):
     assert _covered(tmp_path, "p.tar", data) == set()
 
 
-def test_zips_are_never_covered(tmp_path):
-    # a zip may hold bytes no entry names (a stub before it, gaps between entries)
+def _zip_with(files: dict[str, bytes], *, comment: bytes = b"", stream: bool = False,
+              compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for name, data in files.items():
+            if stream:  # written through a stream: sizes in a data descriptor after the data
+                with zf.open(name, "w") as dst:
+                    dst.write(data)
+            else:
+                zf.writestr(name, data)
+        zf.comment = comment
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_zip_whose_every_byte_is_an_entry_or_a_header_is_covered(tmp_path, stream, compression):
     inner = _tar("w:gz", FILES)
-    covered = _covered(tmp_path, "p.zip", _zip({"in.tar.gz": inner}))
-    assert covered == {f"p.zip{NEST}in.tar.gz"}
+    data = _zip_with({"in.tar.gz": inner, **FILES}, stream=stream, compression=compression)
+    covered = _covered(tmp_path, "p.zip", data)
+    assert covered == {"p.zip", f"p.zip{NEST}in.tar.gz"}
+
+
+def _gap_between_entries(data: bytes) -> bytes:
+    """Move the second entry 16 bytes on, leaving unnamed bytes before it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        second = zf.infolist()[1].header_offset
+    out = bytearray(data[:second] + b"HIDDEN-BYTES-16!" + data[second:])
+    # every offset after the gap moves: the central directory's and its entries'
+    end = out.rfind(b"PK\x05\x06")
+    start = int.from_bytes(out[end + 16 : end + 20], "little") + 16
+    out[end + 16 : end + 20] = start.to_bytes(4, "little")
+    at = start
+    while out[at : at + 4] == b"PK\x01\x02":
+        offset = int.from_bytes(out[at + 42 : at + 46], "little")
+        if offset >= second:
+            out[at + 42 : at + 46] = (offset + 16).to_bytes(4, "little")
+        names, extra, comment = (int.from_bytes(out[at + i : at + i + 2], "little") for i in (28, 30, 32))
+        at += 46 + names + extra + comment
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda d: b"#!/bin/sh\nstub before the archive\n" + d, id="stub-before"),
+        pytest.param(lambda d: d + b"appended after the end record", id="data-after"),
+        pytest.param(_gap_between_entries, id="gap-between-entries"),
+    ],
+)
+def test_a_zip_with_bytes_no_entry_holds_is_not_covered(tmp_path, damage):
+    data = damage(_zip_with(FILES))
+    assert _covered(tmp_path, "p.zip", data) == set()
+
+
+def test_a_zip_with_a_comment_is_not_covered(tmp_path):
+    assert _covered(tmp_path, "p.zip", _zip_with(FILES, comment=b"anything at all")) == set()
+
+
+def test_a_zip_with_a_link_entry_is_not_covered(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("a/one.txt", b"one\n")
+        link = zipfile.ZipInfo("a/link")
+        link.create_system = 3
+        link.external_attr = (0o120777 << 16)
+        zf.writestr(link, b"one.txt")  # its data (the target) is no member
+    assert _covered(tmp_path, "p.zip", buffer.getvalue()) == set()
+
+
+def test_scan_package_finds_eicar_in_a_covered_zip(tmp_path, clamd):
+    package = tmp_path / "p.zip"
+    package.write_bytes(_zip_with({"docs/readme.txt": b"hello\n", "bin/eicar.com": EICAR}))
+    (tmp_path / "probe").mkdir()
+    assert _covered(tmp_path / "probe", "p.zip", package.read_bytes()) == {"p.zip"}
+    (tmp_path / "scratch").mkdir()
+    settings = Settings(
+        osv_paths=(CORPUS / "osv",), clamd=clamd.address, scratch_dir=tmp_path / "scratch"
+    )
+    result = scan_package(package, settings)
+    viruses = {(f.location, f.signature) for f in result.findings if f.type == "virus"}
+    assert (f"p.zip{NEST}bin/eicar.com", "Assay.Test.EICAR") in viruses
 
 
 def test_a_stream_of_members_is_scanned_as_it_comes(tmp_path, clamd):
