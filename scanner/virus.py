@@ -130,6 +130,7 @@ class _Run:
     def __init__(self, progress: Progress | None, release: Callable[[Member], None] | None = None):
         self.release = release
         self.open: dict[int, int] = {}  # id(container) -> index, until it is settled
+        self.oversized: set[int] = set()  # open containers too large to be read whole
         self.covered: Container[str] = frozenset()
         self.members: list[Member] = []
         self.too_large: list[Finding] = []
@@ -196,6 +197,10 @@ class _Run:
                 i = self.open.pop(id(member.container), None)
                 if i is None:
                     continue
+                if i in self.oversized:  # never read: it goes once its members are out
+                    self.oversized.discard(i)
+                    self._let_go([i])
+                    continue
                 self.later.remove(i)
                 if member.container.location not in self.covered:
                     return i
@@ -210,7 +215,11 @@ class _Run:
                     self.too_large.append(_too_large(member))
                 if not counted:
                     self.skipped += 1
-                self._let_go([i])
+                if member.container:  # the unpacker still reads it
+                    self.oversized.add(i)
+                    self.open[id(member)] = i
+                else:
+                    self._let_go([i])
             elif member.container:
                 self.later.append(i)
                 self.open[id(member)] = i

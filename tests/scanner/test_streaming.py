@@ -243,3 +243,38 @@ def test_files_read_by_clamd_itself_are_judged_like_streamed_ones(tmp_path, clam
         assert session.scan_path(clean).kind == "clean"
         missing = session.scan_path(tmp_path / "gone.txt")
         assert (missing.kind, missing.name) == ("unscanned", None)
+
+
+def test_files_go_as_soon_as_they_are_scanned_and_cataloged(tmp_path, clamd, monkeypatch):
+    import scanner.pipeline
+
+    removed: list[str] = []
+    unlink = scanner.pipeline._unlink
+
+    def recording(path):
+        removed.append(Path(path).name)
+        unlink(path)
+
+    monkeypatch.setattr(scanner.pipeline, "_unlink", recording)
+    metadata = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n\n"
+    inner = _zip_with({"lib/one.txt": b"one\n" * 50, "lib/two.txt": b"two\n" * 50})
+    files = {
+        "app/site-packages/requests-2.19.0.dist-info/METADATA": metadata,
+        "app/lib/bundle.zip": inner,
+        "app/copy.txt": b"one\n" * 50,  # a copy of a file inside the zip
+        **{f"app/src/f{n}.py": b"x = %d\n" % n * 40 for n in range(40)},
+    }
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(_tar("w:gz", files))
+    (tmp_path / "scratch").mkdir()
+    settings = Settings(
+        osv_paths=(CORPUS / "osv",), clamd=clamd.address, scratch_dir=tmp_path / "scratch"
+    )
+    result = scan_package(package, settings)
+    # every regular file went during the scan but the metadata a cataloger reads at the end
+    assert sorted(removed) == sorted(
+        ["bundle.zip", "copy.txt", "one.txt", "two.txt", *(f"f{n}.py" for n in range(40))]
+    )
+    assert [(c.name, c.version) for c in result.components] == [("requests", "2.19.0")]
+    assert [f for f in result.findings if f.type != "vulnerability"] == []
+    assert list((tmp_path / "scratch").iterdir()) == []
