@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -100,20 +101,7 @@ class Session:
         ``OSError`` when the file cannot be read or the connection keeps failing.
         """
         with open(path, "rb") as f:
-            try:
-                return self._scan_once(f)
-            except ClamdTimeout:
-                self.close()
-                raise
-            except OSError as exc:
-                self.close()
-                if isinstance(exc, ClamdUnreachable):
-                    raise
-            try:
-                return self._scan_once(f)
-            except OSError:
-                self.close()
-                raise
+            return self._retrying_once(lambda: self._scan_once(f))
 
     def scan_path(self, path: Path) -> Answer:
         """Ask clamd to read ``path`` itself (``SCAN``): no copy through the socket.
@@ -123,8 +111,13 @@ class Session:
         an answer about any other path is one too. Raises like :meth:`scan_file`.
         """
         path = os.path.abspath(path)
+        return self._retrying_once(lambda: self._scan_path_once(path))
+
+    def _retrying_once(self, attempt: Callable[[], Answer]) -> Answer:
+        """Run ``attempt``; after a dropped session (not a timeout, not an unreachable
+        clamd) reopen and run it once more. The session is closed after any failure."""
         try:
-            return self._scan_path_once(path)
+            return attempt()
         except ClamdTimeout:
             self.close()
             raise
@@ -133,7 +126,7 @@ class Session:
             if isinstance(exc, ClamdUnreachable):
                 raise
         try:
-            return self._scan_path_once(path)
+            return attempt()
         except OSError:
             self.close()
             raise
