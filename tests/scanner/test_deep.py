@@ -156,32 +156,9 @@ def _ota(tmp: Path) -> Path:
 def _fit(tmp: Path) -> Path:
     (tmp / "kernel.bin").write_bytes(b"kernel")
     (tmp / "rootfs.cpio.gz").write_bytes(gzip.compress(test_firmware.cpio_archive(tmp)))
-    (tmp / "image.its").write_text(FIT_SOURCE)
+    (tmp / "image.its").write_text(test_firmware.FIT_SOURCE)
     run("mkimage", "-f", "image.its", "image.itb", cwd=tmp)
     return tmp / "image.itb"
-
-
-FIT_SOURCE = """/dts-v1/;
-/ {
-    description = "test";
-    #address-cells = <1>;
-    images {
-        kernel-1 {
-            data = /incbin/("kernel.bin");
-            type = "kernel"; arch = "arm"; os = "linux"; compression = "none";
-            load = <0x80000>; entry = <0x80000>;
-        };
-        ramdisk-1 {
-            data = /incbin/("rootfs.cpio.gz");
-            type = "ramdisk"; arch = "arm"; os = "linux"; compression = "gzip";
-        };
-    };
-    configurations {
-        default = "conf-1";
-        conf-1 { kernel = "kernel-1"; ramdisk = "ramdisk-1"; };
-    };
-};
-"""
 
 
 def _rockchip(tmp: Path) -> Path:

@@ -6,7 +6,6 @@ import gzip
 import os
 import struct
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -146,34 +145,37 @@ def test_uimage_multi_and_damaged_crc(tmp_path):
     assert [p.reason for p in problems] == ["uImage data checksum does not match"]
 
 
+#: A FIT image source with a kernel and a gzip ramdisk, both read from files beside it.
+FIT_SOURCE = """/dts-v1/;
+/ {
+    description = "test";
+    #address-cells = <1>;
+    images {
+        kernel-1 {
+            data = /incbin/("kernel.bin");
+            type = "kernel"; arch = "arm"; os = "linux"; compression = "none";
+            load = <0x80000>; entry = <0x80000>;
+        };
+        ramdisk-1 {
+            data = /incbin/("rootfs.cpio.gz");
+            type = "ramdisk"; arch = "arm"; os = "linux"; compression = "gzip";
+        };
+    };
+    configurations {
+        default = "conf-1";
+        conf-1 { kernel = "kernel-1"; ramdisk = "ramdisk-1"; };
+    };
+};
+"""
+
+
 @needs("mkimage", "dtc", "cpio")
 @pytest.mark.parametrize("external", [False, True])
 def test_fit_image(tmp_path, external):
     (tmp_path / "kernel.bin").write_bytes(b"kernel" + EICAR)
     (tmp_path / "rootfs.cpio.gz").write_bytes(gzip.compress(cpio_archive(tmp_path)))
     its = tmp_path / "image.its"
-    its.write_text(textwrap.dedent("""\
-        /dts-v1/;
-        / {
-            description = "test";
-            #address-cells = <1>;
-            images {
-                kernel-1 {
-                    data = /incbin/("kernel.bin");
-                    type = "kernel"; arch = "arm"; os = "linux"; compression = "none";
-                    load = <0x80000>; entry = <0x80000>;
-                };
-                ramdisk-1 {
-                    data = /incbin/("rootfs.cpio.gz");
-                    type = "ramdisk"; arch = "arm"; os = "linux"; compression = "gzip";
-                };
-            };
-            configurations {
-                default = "conf-1";
-                conf-1 { kernel = "kernel-1"; ramdisk = "ramdisk-1"; };
-            };
-        };
-    """))
+    its.write_text(FIT_SOURCE)
     fit = tmp_path / "image.itb"
     run("mkimage", *(["-E"] if external else []), "-f", its, fit, cwd=tmp_path)
     out = opened(tmp_path, fit, "fit")
