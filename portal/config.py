@@ -32,6 +32,8 @@ def from_env() -> dict:
         "CLAMD_ADDRESS": os.environ.get("ASSAY_CLAMD", "tcp://127.0.0.1:3310"),
         "OSV_DIR": os.environ.get("ASSAY_OSV_DIR", str(var / "osv")),
         "SCRATCH_DIR": os.environ.get("ASSAY_SCRATCH_DIR", str(var / "scratch")),
+        # Small files of a scan go to this memory file system while it has room; "" turns it off.
+        "SCAN_MEMORY_DIR": os.environ.get("ASSAY_SCAN_MEMORY_DIR", "/dev/shm"),
         "TIMEZONE": os.environ.get("ASSAY_TIMEZONE", "Asia/Shanghai"),
         "COUNTRY": os.environ.get("ASSAY_COUNTRY", "CN"),
         "CVSS_THRESHOLD": float(os.environ.get("ASSAY_CVSS_THRESHOLD", "7.0")),

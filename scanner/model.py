@@ -58,6 +58,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     #: Where scratch directories are made; None means the system temp dir.
     scratch_dir: Path | None = None
+    #: A memory file system (tmpfs) for the small files of a scan, used while it
+    #: has room and when the virus engine can read it; None: everything on disk.
+    memory_dir: Path | None = Path("/dev/shm")
     policy: str = "assay-2026.1"
     #: The asset's kind: "binary", or "docker" for a package of container images.
     kind: str = "binary"

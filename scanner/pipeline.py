@@ -31,22 +31,22 @@ from scanner.model import (
     Settings,
 )
 from scanner.osv import OsvDatabase
-from scanner.unpack import Member, Unpacked, iter_unpack
-from scanner.virus import Finished, scan_members
+from scanner.unpack import PAIRED_SUFFIXES, Member, Unpacked, iter_unpack
+from scanner.virus import Finished, local_clamd, reads_our_files, scan_members
 
 CHUNK = 1024 * 1024
 #: Members unpacked but not yet taken by the virus engines; beyond this unpacking waits.
 FEED = 256
 #: Bytes of files written but not yet scanned (containers aside); beyond this
-#: unpacking waits, so scratch space stays bounded whatever the package size.
+#: unpacking waits, so scratch space stays bounded whatever the package size...
 IN_FLIGHT = 256 * 1024 * 1024
+#: ...except that this many files may always be in flight, whatever their size,
+#: so that large files are scanned side by side (one per core) instead of in turn.
+IN_FLIGHT_FILES = 2
 #: Small files are handed to the engines in batches of up to this many...
 BATCH = 32
 #: ...files under this size; a larger file (or a container) is handed over at once.
 BATCH_FILE = 256 * 1024
-#: Halves of a block-based OTA partition wait on disk for each other
-#: (:func:`scanner.formats.ota_partition`): never removed before the end.
-_PAIRED = (".transfer.list", ".new.dat", ".new.dat.br")
 _TYPE_ORDER = {"virus": 0, "unscanned": 1, "vulnerability": 2}
 
 
@@ -81,14 +81,16 @@ def scan_package(
     report("identify", 1, 1)
 
     scratch = Path(tempfile.mkdtemp(prefix="assay-scan-", dir=settings.scratch_dir))
+    memory = None
     try:
+        memory = _memory_scratch(settings)
         # Members go to the virus engines as soon as they are on disk, so
         # unpacking, cataloging and virus scanning overlap.
         virus = _VirusScan(settings)
         try:
             # unpack reports bytes of the package read; so do the bounds around it.
             report("unpack", 0, size)
-            unpacked = _unpack(path, scratch, settings, name, progress, virus)
+            unpacked = _unpack(path, scratch, memory, settings, name, progress, virus)
             report("unpack", size, size)
             refused = nested.refuse_without_images(settings.kind, unpacked.images)
             if refused:
@@ -114,6 +116,8 @@ def scan_package(
         virus_findings = nested.copy_findings(virus_findings, unpacked.members)
         report("virus", len(unpacked.members), len(unpacked.members))
     finally:
+        if memory is not None:
+            _remove(memory)
         _remove(scratch)
 
     report("verdict", 0, 1)
@@ -139,7 +143,30 @@ def scan_package(
     return result
 
 
-def _unpack(path: Path, scratch: Path, settings: Settings, name: str, progress, virus) -> Unpacked:
+def _memory_scratch(settings: Settings) -> Path | None:
+    """A scratch directory for small files on ``settings.memory_dir``, or None.
+
+    Not used when that directory is missing or not writable, or when a clamd on
+    this machine, which reads the scan's files itself, cannot read it there.
+    """
+    base = settings.memory_dir
+    if base is None or not os.path.isdir(base) or not os.access(base, os.W_OK | os.X_OK):
+        return None
+    try:
+        memory = Path(tempfile.mkdtemp(prefix="assay-scan-", dir=base))
+    except OSError:
+        return None
+    if settings.clamd and local_clamd(settings.clamd) and not reads_our_files(
+        settings.clamd, memory
+    ):
+        _remove(memory)
+        return None
+    return memory
+
+
+def _unpack(
+    path: Path, scratch: Path, memory: Path | None, settings: Settings, name: str, progress, virus
+) -> Unpacked:
     """Unpack the package, handing each member to ``virus`` as soon as it is on disk.
 
     Each member is offered to the catalogers on arrival. A file is removed as
@@ -151,7 +178,7 @@ def _unpack(path: Path, scratch: Path, settings: Settings, name: str, progress, 
     feed = unpacked.feed
     items = iter_unpack(
         path, scratch, settings.limits, name=name, progress=progress,
-        images=unpacked.images, covered=virus.covered,
+        images=unpacked.images, covered=virus.covered, memory_dir=memory,
     )
     opened: list[Member] = []  # containers whose members are still coming, innermost last
     for item in items:
@@ -159,7 +186,7 @@ def _unpack(path: Path, scratch: Path, settings: Settings, name: str, progress, 
             while opened and not item.location.startswith(opened[-1].location + NEST):
                 virus.put(Finished(opened.pop()))
             unpacked.members.append(item)
-            keep = feed.offer(item) or item.depth == 0 or item.path.name.endswith(_PAIRED)
+            keep = feed.offer(item) or item.depth == 0 or item.path.name.endswith(PAIRED_SUFFIXES)
             if item.copy_of:  # one scan per content
                 if not keep:
                     _unlink(item.path)
@@ -200,6 +227,7 @@ class _VirusScan:
         self.bounded = bool(settings.clamd)
         self.doomed: set[int] = set()  # ids of the members to remove once released
         self.in_flight = 0  # bytes put and not yet released (containers aside)
+        self.files_in_flight = 0  # files put and not yet released (containers aside)
         self.released = threading.Condition()
         self.batch: list[Member | Finished] = []  # small files not yet handed over
         self.latest: tuple[int, int] | None = None
@@ -241,6 +269,7 @@ class _VirusScan:
         if self.bounded and not member.container:
             with self.released:
                 self.in_flight -= member.size
+                self.files_in_flight -= 1
                 self.released.notify_all()
 
     def put(self, member: Member | Finished) -> None:
@@ -251,18 +280,23 @@ class _VirusScan:
         """
         if self.bounded and isinstance(member, Member) and not member.container:
             with self.released:
-                if self.in_flight and self.in_flight + member.size > IN_FLIGHT:
+                if self._full(member):
                     self._flush()  # what waits in the batch must be scanned to be released
-                while (
-                    self.in_flight and self.in_flight + member.size > IN_FLIGHT
-                    and self.thread.is_alive() and not self.stopping
-                ):
+                while self._full(member) and self.thread.is_alive() and not self.stopping:
                     self.released.wait(0.5)
                 self.in_flight += member.size
+                self.files_in_flight += 1
         self.batch.append(member)
         small = isinstance(member, Member) and not member.container and member.size < BATCH_FILE
         if not small or len(self.batch) >= BATCH:
             self._flush()
+
+    def _full(self, member: Member) -> bool:
+        """Whether ``member`` must wait for files in flight to be released."""
+        return (
+            self.files_in_flight >= IN_FLIGHT_FILES
+            and self.in_flight + member.size > IN_FLIGHT
+        )
 
     def _flush(self) -> None:
         if self.batch:

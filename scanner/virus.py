@@ -39,9 +39,10 @@ from .engines.clamd import ClamdTimeout, ClamdUnreachable, Session, request
 from .engines.yara_rules import HEAD_BYTES, MATCH_TIMEOUT, RuleSet, load_rules
 from .model import NEST, Finding, Progress, Settings
 
-#: Parallel clamd sessions: clamd scans on its own threads, so a few
-#: connections keep it busy while each one waits for an answer.
-CLAMD_CONNECTIONS = 3
+#: Parallel clamd sessions: clamd scans on its own threads (four, as ops
+#: configures it), and a few more connections than threads keep it busy while
+#: answers and the next requests are on their way.
+CLAMD_CONNECTIONS = 6
 YARA_THREADS = 2
 #: Compressed streams: no YARA rule can match their bytes, and every file in
 #: them is matched on its own once unpacked.
@@ -321,7 +322,7 @@ class _ClamdScan:
     def __init__(self, settings: Settings):
         self.address = settings.clamd
         self.scratch_dir = settings.scratch_dir
-        self.direct = False  # clamd reads the files itself (see _reads_our_files)
+        self.direct = False  # clamd reads the files itself (see reads_our_files)
         self.unavailable: str | None = None
         self.down = threading.Event()
         self.sessions: queue.Queue[Session] = queue.Queue()
@@ -334,7 +335,7 @@ class _ClamdScan:
         except OSError as exc:
             self._went_down(exc)
             return f"unavailable ({self.unavailable})"
-        self.direct = _reads_our_files(self.address, self.scratch_dir)
+        self.direct = reads_our_files(self.address, self.scratch_dir)
         return version
 
     def _went_down(self, exc: BaseException) -> None:
@@ -374,7 +375,14 @@ class _ClamdScan:
             self.sessions.put(session)
 
 
-def _reads_our_files(address: str, scratch_dir: Path | None) -> bool:
+def local_clamd(address: str) -> bool:
+    """Whether ``address`` is a clamd on this machine (a local socket or a loopback address)."""
+    return address.startswith("unix:") or urlsplit(address).hostname in (
+        "127.0.0.1", "localhost", "::1"
+    )
+
+
+def reads_our_files(address: str, scratch_dir: Path | None) -> bool:
     """Whether clamd reads this machine's files as this process writes them.
 
     Streaming a file over the socket costs clamd a copy into a temporary file
@@ -383,8 +391,7 @@ def _reads_our_files(address: str, scratch_dir: Path | None) -> bool:
     a directory made like the scan's own scratch directory: only a clamd that
     reports the test signature in it reads files directly. Any doubt: stream.
     """
-    host = urlsplit(address).hostname
-    if not (address.startswith("unix:") or host in ("127.0.0.1", "localhost", "::1")):
+    if not local_clamd(address):
         return False
     directory = tempfile.mkdtemp(prefix="assay-probe-", dir=scratch_dir)
     try:

@@ -145,7 +145,8 @@ def _settings(kind: str = "binary"):
     cfg = current_app.config
     return Settings(osv_paths=tuple(osv_sources(Path(cfg["OSV_DIR"]))),
                     threshold=float(cfg["CVSS_THRESHOLD"]), clamd=cfg["CLAMD_ADDRESS"] or None,
-                    scratch_dir=Path(cfg["SCRATCH_DIR"]), kind=kind)
+                    scratch_dir=Path(cfg["SCRATCH_DIR"]), kind=kind,
+                    memory_dir=Path(cfg["SCAN_MEMORY_DIR"]) if cfg["SCAN_MEMORY_DIR"] else None)
 
 
 def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, str, str]:

@@ -1,10 +1,10 @@
 /*
  * Assay's own YARA rules for common malicious patterns.
  *
- * ClamAV loads this file (as YARA.<rule>) and yara-python runs it directly,
- * so every rule here keeps to what ClamAV's YARA engine understands: text,
- * hex and regex strings, and conditions over them. Rules that need modules
- * or conditions without strings live in yara/ and only yara-python runs them.
+ * ClamAV runs this file (as YARA.<rule>), so every rule here keeps to what
+ * ClamAV's YARA engine understands: text, hex and regex strings, and
+ * conditions over them. Rules that need modules or conditions without
+ * strings live in yara/ and only yara-python runs them.
  *
  * Each rule must stay quiet on ordinary packages: match the malicious
  * construct itself, never a lone keyword that documentation or a security

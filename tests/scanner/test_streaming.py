@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import os
 import io
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -218,15 +220,15 @@ def test_yara_matches_a_large_file_window_by_window(tmp_path, where):
         f.truncate(yara_rules.WHOLE_FILE + 5 * 1024**2)
         f.seek(offset)
         f.write(sample)
-    rules = yara_rules.load_rules()
+    rules = yara_rules.compile_rules([yara_rules.SIGNATURE_DIR / "assay.yar"])
     assert rules.match(path, sample[:8]) == ["YARA.Assay_ReverseShell_Bash"]
 
 
 def test_a_local_clamd_reads_files_itself(tmp_path, clamd):
-    from scanner.virus import _reads_our_files
+    from scanner.virus import reads_our_files
 
-    assert _reads_our_files(clamd.address, tmp_path)
-    assert not _reads_our_files("tcp://192.0.2.1:3310", tmp_path)  # another machine: stream
+    assert reads_our_files(clamd.address, tmp_path)
+    assert not reads_our_files("tcp://192.0.2.1:3310", tmp_path)  # another machine: stream
     assert list(tmp_path.iterdir()) == []  # the test file is gone
 
 
@@ -268,7 +270,8 @@ def test_files_go_as_soon_as_they_are_scanned_and_cataloged(tmp_path, clamd, mon
     package.write_bytes(_tar("w:gz", files))
     (tmp_path / "scratch").mkdir()
     settings = Settings(
-        osv_paths=(CORPUS / "osv",), clamd=clamd.address, scratch_dir=tmp_path / "scratch"
+        osv_paths=(CORPUS / "osv",), clamd=clamd.address, scratch_dir=tmp_path / "scratch",
+        memory_dir=None,
     )
     result = scan_package(package, settings)
     # every regular file went during the scan but the metadata a cataloger reads at the end
@@ -278,3 +281,76 @@ def test_files_go_as_soon_as_they_are_scanned_and_cataloged(tmp_path, clamd, mon
     assert [(c.name, c.version) for c in result.components] == [("requests", "2.19.0")]
     assert [f for f in result.findings if f.type != "vulnerability"] == []
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_small_files_go_to_the_memory_dir_and_large_ones_to_scratch(tmp_path, clamd, monkeypatch):
+    import scanner.pipeline
+    from scanner.unpack import SMALL_FILE
+
+    removed: list[Path] = []
+    unlink = scanner.pipeline._unlink
+
+    def recording(path):
+        removed.append(Path(path))
+        unlink(path)
+
+    monkeypatch.setattr(scanner.pipeline, "_unlink", recording)
+    files = {
+        "app/small.txt": b"small\n" * 10,
+        "app/eicar.com": EICAR,
+        "app/large.bin": os.urandom(SMALL_FILE + 1),
+        "app/lib/bundle.zip": _zip_with({"docs/inner.txt": b"inner\n"}),
+        "app/ota/system.transfer.list": b"4\n",  # OTA halves stay side by side on disk
+    }
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(_tar("w:gz", files))
+    for d in ("scratch", "memory"):
+        (tmp_path / d).mkdir()
+    settings = Settings(
+        osv_paths=(CORPUS / "osv",), clamd=clamd.address, scratch_dir=tmp_path / "scratch",
+        memory_dir=tmp_path / "memory",
+    )
+
+    result = scan_package(package, settings)
+
+    memory = tmp_path / "memory"
+    where = {
+        p.name.split("-", 1)[-1] if p.is_relative_to(memory) else p.name:
+        "memory" if p.is_relative_to(memory) else "scratch"
+        for p in removed
+    }
+    assert where == {
+        "small.txt": "memory", "eicar.com": "memory", "bundle.zip": "memory",
+        "inner.txt": "memory", "large.bin": "scratch",
+    }
+    assert [f.location for f in result.findings if f.type == "virus"] == ["p.tar.gz!/app/eicar.com"]
+    # both directories are left empty, and the result is the one of a scan on disk alone
+    assert list((tmp_path / "scratch").iterdir()) == list((tmp_path / "memory").iterdir()) == []
+    on_disk = scan_package(package, replace(settings, memory_dir=None))
+    assert [f.id for f in result.findings] == [f.id for f in on_disk.findings]
+
+
+def test_a_full_memory_dir_sends_files_to_disk(tmp_path, clamd, monkeypatch):
+    from scanner.unpack import _MemoryDir
+
+    monkeypatch.setattr(_MemoryDir, "_has_room", lambda self: False)
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(_tar("w:gz", {"app/eicar.com": EICAR, "app/a.txt": b"a\n"}))
+    (tmp_path / "memory").mkdir()
+    settings = Settings(osv_paths=(CORPUS / "osv",), clamd=clamd.address,
+                        scratch_dir=tmp_path, memory_dir=tmp_path / "memory")
+
+    result = scan_package(package, settings)
+
+    assert [f.location for f in result.findings if f.type == "virus"] == ["p.tar.gz!/app/eicar.com"]
+
+
+def test_a_missing_memory_dir_is_not_used(tmp_path, clamd):
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(_tar("w:gz", {"app/eicar.com": EICAR}))
+    settings = Settings(osv_paths=(CORPUS / "osv",), clamd=clamd.address,
+                        scratch_dir=tmp_path, memory_dir=tmp_path / "no-such-dir")
+
+    result = scan_package(package, settings)
+
+    assert [f.location for f in result.findings if f.type == "virus"] == ["p.tar.gz!/app/eicar.com"]

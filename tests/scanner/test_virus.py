@@ -14,9 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yara
 
 from ops.clamd import start_clamd
 from ops.services import free_port
+from scanner.engines import yara_rules
+from scanner.engines.clamav import SIGNATURE_DIR
 from scanner.engines.clamd import Session
 from scanner.model import NEST, Limits, Settings
 from scanner.unpack import Member, unpack
@@ -257,12 +260,12 @@ def test_encrypted_zip_is_unscanned(tmp_path, settings):
 
 
 def test_unreachable_clamd_fails_closed(tmp_path):
-    shell = member(write(tmp_path / "x.php", b"<?php eval(base64_decode($_POST['z'])); ?>\n"))
+    marker = member(write(tmp_path / "marker.bin", b"ASSAY-YARA-TEST!"))
     clean = member(write(tmp_path / "readme.txt", b"hello\n"))
     root = member(write(tmp_path / "pkg.zip", b"PK\x05\x06" + bytes(18)), "pkg.zip", depth=0)
 
     for address in (f"tcp://127.0.0.1:{free_port()}", f"unix://{tmp_path}/no-such.ctl"):
-        findings, engines = scan_members([root, shell, clean], Settings(clamd=address))
+        findings, engines = scan_members([root, marker, clean], Settings(clamd=address))
 
         unscanned = [f for f in findings if f.type == "unscanned"]
         assert [(f.location, f.engine, f.blocking) for f in unscanned] == [
@@ -272,8 +275,8 @@ def test_unreachable_clamd_fails_closed(tmp_path):
         assert unscanned[0].summary.startswith("ClamAV unavailable")
         assert "3 of 3 files were not scanned" in unscanned[0].summary
         assert engines["clamav"].startswith("unavailable")
-        # YARA still ran.
-        assert virus_ids(findings) == {("pkg.zip!/x.php", "YARA.Assay_WebShell_PHP")}
+        # yara-python still ran the rules ClamAV cannot.
+        assert virus_ids(findings) == {("pkg.zip!/marker.bin", "YARA.Assay_Test_ConditionOnly")}
 
 
 def test_clamd_that_dies_fails_closed(tmp_path):
@@ -355,8 +358,33 @@ def test_yara_rule_fires_once(tmp_path, settings, rule):
 
     findings, _ = scan_members([sample], settings)
 
-    # ClamAV and yara-python both run this rule; it is reported once.
-    assert [(f.type, f.signature) for f in findings] == [("virus", f"YARA.{rule}")]
+    # ClamAV runs the rules it can; yara-python does not run them a second time.
+    assert [(f.type, f.signature, f.engine) for f in findings] == [
+        ("virus", f"YARA.{rule}", "clamav")
+    ]
+
+
+def test_clamav_runs_every_rule_of_the_top_level_rule_file():
+    """Each rule yara-python leaves to ClamAV is one ClamAV can run (strings, no imports)."""
+    text = (SIGNATURE_DIR / "assay.yar").read_bytes()
+
+    assert not yara_rules.clamav_skips(text)
+    assert {rule.identifier for rule in yara.compile(source=text.decode())} == set(SAMPLES)
+    assert SIGNATURE_DIR / "assay.yar" not in yara_rules.rule_files()
+
+
+@pytest.mark.parametrize(
+    "text, skipped",
+    [
+        (b'rule A { strings: $a = "x" condition: $a }', False),
+        (b'rule A { strings:\n $a = "x"\n condition: $a }\nrule B { condition: filesize < 4 }', True),
+        (b'import "pe"\nrule A { strings: $a = "x" condition: $a and pe.is_pe }', True),
+        (b'/* rule Hidden { condition: true } */\nrule A { strings: $a = "x" condition: $a }', False),
+        (b'private rule P { condition: true }\nrule A { strings: $a = "x" condition: $a and P }', True),
+    ],
+)
+def test_which_rule_files_clamav_would_skip(text, skipped):
+    assert yara_rules.clamav_skips(text) == skipped
 
 
 def test_yara_rules_stay_quiet_on_near_misses(tmp_path, settings):
@@ -409,16 +437,18 @@ def test_pe_module_rule_is_matched_by_yara(tmp_path, settings):
 
 
 def test_yara_rules_quiet_on_the_corpus_content(tmp_path):
-    """Every file of the four real packages, YARA alone (no ClamAV: clamd is unreachable)."""
-    settings = Settings(clamd=f"tcp://127.0.0.1:{free_port()}")
-    members = []
+    """Every file of the four real packages against every rule file, in yara-python alone."""
+    settings = Settings()
+    rules = yara_rules.compile_rules(sorted(SIGNATURE_DIR.rglob("*.yar")))
+    hits = {}
     for package in sorted(p for p in CORPUS.iterdir() if p.name.startswith("pkg-")):
         unpacked = unpack(package, tmp_path / package.name, settings.limits, name=package.name)
-        members += unpacked.members
+        for m in unpacked.members:
+            if m.path.is_file() and (found := rules.match(m.path, m.path.read_bytes()[:8])):
+                hits[m.location] = found
 
-    findings, _ = scan_members(members, settings)
-
-    assert {f.signature for f in findings if f.engine == "yara"} == set()
+    assert rules.count == len(SAMPLES) + 2
+    assert hits == {}
 
 
 def test_extra_signature_dirs_are_used(tmp_path):
