@@ -1,6 +1,7 @@
 """Scan one package in a process of its own, so its peak RSS can be read alone.
 
-``python -m tests.bench.scan_child PACKAGE --clamd ADDRESS --osv DIR --scratch DIR``
+``python -m tests.bench.scan_child PACKAGE --clamd ADDRESS --osv DIR --scratch DIR
+[--memory-dir DIR]``
 prints one JSON line: seconds spent in ``scan_package``, the verdict and the
 virus locations.
 """
@@ -23,8 +24,10 @@ def main() -> None:
     parser.add_argument("--clamd", required=True)
     parser.add_argument("--osv", type=Path, required=True)
     parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--memory-dir", type=Path, default=None)
     args = parser.parse_args()
-    settings = Settings(osv_paths=(args.osv,), clamd=args.clamd, scratch_dir=args.scratch)
+    settings = Settings(osv_paths=(args.osv,), clamd=args.clamd, scratch_dir=args.scratch,
+                        memory_dir=args.memory_dir)
     osv = OsvDatabase.load(settings.osv_paths)
     started = time.perf_counter()
     result = scan_package(args.package, settings, osv=osv)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from .packages import CACHE, EICAR, MB, remove_tree
-from .test_scan import ROUNDS, _assay, _Cpu, _ScratchPeak, bench_clamd, work_dir  # noqa: F401
+from .test_scan import ROUNDS, _assay, _Cpu, _ScratchPeak, fresh_clamd, work_dir  # noqa: F401
 
 pytestmark = pytest.mark.bench
 
@@ -109,15 +109,17 @@ def _run(*argv) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
-def test_image_scan_vs_raw_tools(kind, bench_clamd, work_dir, bench_record):  # noqa: F811
+def test_image_scan_vs_raw_tools(kind, work_dir, tmp_path, bench_record):  # noqa: F811
     tools = {"squashfs": ["mksquashfs", "unsquashfs"], "qcow2": ["mke2fs", "qemu-img", "7zz"]}
     if missing := [t for t in ["bsdtar", "clamdscan", *tools[kind]] if not shutil.which(t)]:
         pytest.skip(f"needs {', '.join(missing)}")
     package = image_package(kind)
     raws, assays = [], []
     for n in range(ROUNDS):
-        raws.append(_raw_tools(kind, package, bench_clamd, work_dir / f"raw{n}"))
-        assays.append(_assay(package, bench_clamd, work_dir / f"assay{n}"))
+        with fresh_clamd(tmp_path / f"clamd-raw{n}") as clamd:
+            raws.append(_raw_tools(kind, package, clamd, work_dir / f"raw{n}"))
+        with fresh_clamd(tmp_path / f"clamd-assay{n}") as clamd:
+            assays.append(_assay(package, clamd, work_dir / f"assay{n}"))
     raw = min(raws, key=lambda r: r["seconds"])
     assay = min(assays, key=lambda r: r["seconds"])
     rss = max(a["rss_mb"] for a in assays)

@@ -1,8 +1,9 @@
 """Scan time, memory and scratch space of Assay against the raw tools, on one machine.
 
 For each generated mixed package (sizes from ``ASSAY_BENCH_SIZES``, default
-``100m,1g``; ``5g`` works too) this measures, against one clamd started for the
-benchmark:
+``100m,1g``; ``5g`` works too) this measures, each run against a clamd of its
+own started for it (ClamAV remembers the files it found clean: a clamd shared
+between runs would make every run after the first one scan less):
 
 - raw: ``bsdtar -xf`` into a scratch directory, then ``clamdscan --multiscan``
   over it (clamd reads the files itself and opens nested archives itself);
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -40,13 +42,14 @@ SIZES = [s.strip() for s in os.environ.get("ASSAY_BENCH_SIZES", "100m,1g").split
 ROUNDS = int(os.environ.get("ASSAY_BENCH_ROUNDS", "2"))
 WORK = ROOT / "var" / "bench" / "work"
 OSV = ROOT / "tests" / "data" / "corpus" / "osv"
+MEMORY = Path("/dev/shm")
 MB = 1024**2
 
 
-@pytest.fixture(scope="module")
-def bench_clamd(tmp_path_factory):
-    """One clamd with Assay's configuration, shared by the raw tools and Assay."""
-    service = start_clamd(tmp_path_factory.mktemp("bench-clamd"))
+@contextmanager
+def fresh_clamd(workdir: Path):
+    """A clamd with Assay's configuration and an empty cache, for one run."""
+    service = start_clamd(workdir)
     try:
         yield service
     finally:
@@ -64,16 +67,19 @@ def work_dir():
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
+def test_scan_vs_raw_tools(size, work_dir, tmp_path, bench_record):
     package = mixed_package(size)
     raws, assays = [], []
     for n in range(ROUNDS):
-        raws.append(_raw_tools(package, bench_clamd, work_dir / f"raw{n}"))
-        assays.append(_assay(package, bench_clamd, work_dir / f"assay{n}"))
+        with fresh_clamd(tmp_path / f"clamd-raw{n}") as clamd:
+            raws.append(_raw_tools(package, clamd, work_dir / f"raw{n}"))
+        with fresh_clamd(tmp_path / f"clamd-assay{n}") as clamd:
+            assays.append(_assay(package, clamd, work_dir / f"assay{n}"))
     raw = min(raws, key=lambda r: r["seconds"])
     assay = min(assays, key=lambda r: r["seconds"])
     assay["rss_mb"] = max(a["rss_mb"] for a in assays)
     assay["scratch_mb"] = max(a["scratch_mb"] for a in assays)
+    assay["memory_mb"] = max(a["memory_mb"] for a in assays)
 
     ratio = assay["seconds"] / raw["seconds"]
     print(
@@ -81,7 +87,8 @@ def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
         f"  raw   bsdtar -xf + clamdscan --multiscan: {raw['seconds']:7.1f} s, "
         f"scratch peak {raw['scratch_mb']:6.0f} MB\n"
         f"  assay scan_package:                     {assay['seconds']:7.1f} s, "
-        f"scratch peak {assay['scratch_mb']:6.0f} MB, peak RSS {assay['rss_mb']:.0f} MB\n"
+        f"scratch peak {assay['scratch_mb']:6.0f} MB (+ {assay['memory_mb']:.0f} MB in /dev/shm), "
+        f"peak RSS {assay['rss_mb']:.0f} MB\n"
         f"  CPU seconds (tools + clamd): raw {raw['cpu']:.1f}, assay {assay['cpu']:.1f}\n"
         f"  all runs: raw {[round(r['seconds'], 1) for r in raws]}, "
         f"assay {[round(a['seconds'], 1) for a in assays]}\n"
@@ -95,6 +102,7 @@ def test_scan_vs_raw_tools(size, bench_clamd, work_dir, bench_record):
     bench_record(f"worker_peak_rss_mb_{size}", round(assay["rss_mb"], 1), "MB")
     bench_record(f"scratch_peak_mb_{size}", round(assay["scratch_mb"], 1), "MB")
     bench_record(f"raw_scratch_peak_mb_{size}", round(raw["scratch_mb"], 1), "MB")
+    bench_record(f"memory_dir_peak_mb_{size}", round(assay["memory_mb"], 1), "MB")
     bench_record(f"scan_cpu_seconds_{size}", round(assay["cpu"], 1), "s")
     bench_record(f"raw_cpu_seconds_{size}", round(raw["cpu"], 1), "s")
 
@@ -124,17 +132,29 @@ def _raw_tools(package: Path, clamd, target: Path) -> dict:
 
 
 def _assay(package: Path, clamd, scratch: Path) -> dict:
-    """``scan_package`` in a child process; its peak RSS comes from ``wait4``."""
+    """``scan_package`` in a child process; its peak RSS comes from ``wait4``.
+
+    Small files go to a memory directory of the run's own under ``/dev/shm``
+    (as the worker's do by default); its peak is measured apart from scratch's.
+    """
     scratch.mkdir()
+    memory = Path(tempfile.mkdtemp(prefix="assay-bench-", dir=MEMORY)) if MEMORY.is_dir() else None
     args = [sys.executable, "-m", "tests.bench.scan_child", str(package),
             "--clamd", clamd.address, "--osv", str(OSV), "--scratch", str(scratch)]
+    if memory is not None:
+        args += ["--memory-dir", str(memory)]
     cpu = _Cpu(clamd)
-    with _ScratchPeak(scratch) as peak:
-        child = cpu.run(args)
+    try:
+        with _ScratchPeak(scratch) as peak, _ScratchPeak(memory or scratch) as memory_peak:
+            child = cpu.run(args)
+    finally:
+        if memory is not None:
+            remove_tree(memory)
     if child.returncode != 0:
         pytest.fail(f"scan failed ({child.returncode}): {child.stderr[-2000:]}")
     result = json.loads(child.stdout)
-    return {**result, "rss_mb": cpu.maxrss / 1024, "scratch_mb": peak.mb, "cpu": cpu.seconds()}
+    return {**result, "rss_mb": cpu.maxrss / 1024, "scratch_mb": peak.mb, "cpu": cpu.seconds(),
+            "memory_mb": memory_peak.mb if memory is not None else 0.0}
 
 
 class _Cpu:
