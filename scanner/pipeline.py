@@ -31,7 +31,7 @@ from scanner.model import (
     Settings,
 )
 from scanner.osv import OsvDatabase
-from scanner.unpack import PAIRED_SUFFIXES, Member, Unpacked, iter_unpack
+from scanner.unpack import PAIRED_SUFFIXES, Member, Unpacked, iter_unpack, unlink_quietly
 from scanner.virus import Finished, local_clamd, reads_our_files, scan_members
 
 CHUNK = 1024 * 1024
@@ -189,7 +189,7 @@ def _unpack(
             keep = feed.offer(item) or item.depth == 0 or item.path.name.endswith(PAIRED_SUFFIXES)
             if item.copy_of:  # one scan per content
                 if not keep:
-                    _unlink(item.path)
+                    unlink_quietly(item.path)
                 continue
             if not keep:
                 virus.doom(item)
@@ -202,13 +202,6 @@ def _unpack(
         virus.put(Finished(opened.pop()))
     virus.close()
     return unpacked
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class _VirusScan:
@@ -265,7 +258,7 @@ class _VirusScan:
         """The engines are done with ``member`` (called on their threads)."""
         if id(member) in self.doomed:
             self.doomed.discard(id(member))
-            _unlink(member.path)
+            unlink_quietly(member.path)
         if self.bounded and not member.container:
             with self.released:
                 self.in_flight -= member.size

@@ -740,7 +740,7 @@ class _MemoryDir:
             _write_all(fd, data)
         except OSError:
             os.close(fd)
-            _unlink_quietly(path)
+            unlink_quietly(path)
             self.roomy = False
             return None, None
         return path, fd
@@ -764,7 +764,8 @@ def _next_chunk(ahead: list, src: BinaryIO) -> bytes:
     return chunk
 
 
-def _unlink_quietly(path: Path) -> None:
+def unlink_quietly(path: Path) -> None:
+    """Remove a file; one already gone (or that cannot go) is no error."""
     try:
         os.unlink(path)
     except OSError:

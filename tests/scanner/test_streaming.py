@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import os
 import io
+import os
 import tarfile
 import zipfile
 from dataclasses import replace
@@ -251,13 +251,13 @@ def test_files_go_as_soon_as_they_are_scanned_and_cataloged(tmp_path, clamd, mon
     import scanner.pipeline
 
     removed: list[str] = []
-    unlink = scanner.pipeline._unlink
+    unlink = scanner.pipeline.unlink_quietly
 
     def recording(path):
         removed.append(Path(path).name)
         unlink(path)
 
-    monkeypatch.setattr(scanner.pipeline, "_unlink", recording)
+    monkeypatch.setattr(scanner.pipeline, "unlink_quietly", recording)
     metadata = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n\n"
     inner = _zip_with({"lib/one.txt": b"one\n" * 50, "lib/two.txt": b"two\n" * 50})
     files = {
@@ -285,16 +285,18 @@ def test_files_go_as_soon_as_they_are_scanned_and_cataloged(tmp_path, clamd, mon
 
 def test_small_files_go_to_the_memory_dir_and_large_ones_to_scratch(tmp_path, clamd, monkeypatch):
     import scanner.pipeline
-    from scanner.unpack import SMALL_FILE
+    from scanner.unpack import SMALL_FILE, _MemoryDir
 
+    # where files go, whatever the free space of the file system tmp_path is on
+    monkeypatch.setattr(_MemoryDir, "_has_room", lambda self: True)
     removed: list[Path] = []
-    unlink = scanner.pipeline._unlink
+    unlink = scanner.pipeline.unlink_quietly
 
     def recording(path):
         removed.append(Path(path))
         unlink(path)
 
-    monkeypatch.setattr(scanner.pipeline, "_unlink", recording)
+    monkeypatch.setattr(scanner.pipeline, "unlink_quietly", recording)
     files = {
         "app/small.txt": b"small\n" * 10,
         "app/eicar.com": EICAR,
