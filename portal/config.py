@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from scanner.model import MEMORY_DIR
+
 
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
@@ -33,7 +35,7 @@ def from_env() -> dict:
         "OSV_DIR": os.environ.get("ASSAY_OSV_DIR", str(var / "osv")),
         "SCRATCH_DIR": os.environ.get("ASSAY_SCRATCH_DIR", str(var / "scratch")),
         # Small files of a scan go to this memory file system while it has room; "" turns it off.
-        "SCAN_MEMORY_DIR": os.environ.get("ASSAY_SCAN_MEMORY_DIR", "/dev/shm"),
+        "SCAN_MEMORY_DIR": os.environ.get("ASSAY_SCAN_MEMORY_DIR", str(MEMORY_DIR)),
         "TIMEZONE": os.environ.get("ASSAY_TIMEZONE", "Asia/Shanghai"),
         "COUNTRY": os.environ.get("ASSAY_COUNTRY", "CN"),
         "CVSS_THRESHOLD": float(os.environ.get("ASSAY_CVSS_THRESHOLD", "7.0")),

@@ -47,6 +47,10 @@ class Limits:
     max_unpack_seconds: float = 2 * 3600
 
 
+#: Where a scan's small files go by default (see ``Settings.memory_dir``).
+MEMORY_DIR = Path("/dev/shm")
+
+
 @dataclass(frozen=True)
 class Settings:
     osv_paths: tuple[Path, ...] = ()
@@ -60,7 +64,7 @@ class Settings:
     scratch_dir: Path | None = None
     #: A memory file system (tmpfs) for the small files of a scan, used while it
     #: has room and when the virus engine can read it; None: everything on disk.
-    memory_dir: Path | None = Path("/dev/shm")
+    memory_dir: Path | None = MEMORY_DIR
     policy: str = "assay-2026.1"
     #: The asset's kind: "binary", or "docker" for a package of container images.
     kind: str = "binary"
