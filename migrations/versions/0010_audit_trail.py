@@ -14,8 +14,14 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # The audit page filters by object (type and id together) and by source address.
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_events_subject', ['subject_type', 'subject_id'],
+                              unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_events_address'), ['address'], unique=False)
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_events_address'))
+        batch_op.drop_index('ix_audit_events_subject')
