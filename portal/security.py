@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request
 from jinja2 import StrictUndefined
 
-from portal.extensions import db, login_manager
+from portal.extensions import login_manager
 
 #: Only self-hosted scripts and styles; nothing inline, no framing, forms post to us only.
 CONTENT_SECURITY_POLICY = (
@@ -53,12 +53,10 @@ def content_security_policy(app: Flask) -> str:
     return f"{CONTENT_SECURITY_POLICY}; connect-src 'self' {url.scheme}://{url.netloc}"
 
 
-def _load_user(user_id: str):
-    from portal.models import User
+def _load_user(session_id: str):
+    from portal.services.users import user_for_session
 
-    if not user_id.isdigit():
-        return None
-    return db.session.get(User, int(user_id))
+    return user_for_session(session_id)
 
 
 def _set_headers(response: Response) -> Response:

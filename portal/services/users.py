@@ -94,6 +94,21 @@ def list_users(*, q: str = "", role: Role | str | None = None) -> list[User]:
     return list(db.session.scalars(stmt))
 
 
+def user_for_session(session_id: str) -> User | None:
+    """The active user a session or remember cookie names, if it is still current.
+
+    The cookie holds ``<id>:<session version>``; a version raised since (logout,
+    password change or reset, deactivation) or a deactivated account ends the session.
+    """
+    user_id, _, version = (session_id or "").partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
+
+
 def get_user(user_id: int) -> User:
     """The user with this id, or NotFound."""
     user = db.session.get(User, user_id)

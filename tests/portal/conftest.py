@@ -95,7 +95,7 @@ class AuthActions:
     def login_as(self, user) -> None:
         """Skip the form: put ``user`` in the session as Flask-Login does."""
         with self._client.session_transaction() as session:
-            session["_user_id"] = str(user.id)
+            session["_user_id"] = user.get_id()
             session["_fresh"] = True
 
 
