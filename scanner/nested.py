@@ -80,13 +80,15 @@ class Image:
 class Nested:
     """The unpacker's helper for one package (see the module docstring)."""
 
-    def __init__(self, unpacker, images: list | None = None):
+    def __init__(self, unpacker, images: list | None = None,
+                 contents: dict[str, bytes] | None = None):
         self.u = unpacker
         self.images = images if images is not None else []
         self.deadline = time.monotonic() + unpacker.limits.max_unpack_seconds
         self.late = False
         self.extractable = formats.extractable()
         self.digests: dict[tuple[int, bytes], str] = {}  # (size, sha256) -> first location
+        self.contents = contents if contents is not None else {}  # location -> sha256
         self.rebuilt: set[Path] = set()  # transfer lists of the OTA partitions rebuilt
         # OTA new data whose transfer list has not come -> (location, depth, size)
         self.unpaired: dict[Path, tuple[str, int, int]] = {}
@@ -173,6 +175,7 @@ class Nested:
         if not size:
             return ""
         key = (size, digest if digest is not None else _sha256(path))
+        self.contents[location] = key[1]
         earlier = self.digests.setdefault(key, location)
         return "" if earlier == location else earlier
 
@@ -386,6 +389,39 @@ def copy_findings(findings: list[Finding], members: Iterable[Member]) -> list[Fi
     return out
 
 
+def bind_content(
+    findings: Iterable[Finding], contents: dict[str, bytes], package: tuple[str, str]
+) -> list[Finding]:
+    """Virus and unscanned findings with the sha256 of the bytes they are about in their id.
+
+    A finding about a file is bound to that file's content; one about something
+    that was never written out (an entry that could not be extracted, the rest of
+    an archive) to the innermost container holding it, and at the top to the
+    package (``package``: its name and sha256 hex). So an accepted false positive
+    never covers other bytes at the same location. Vulnerability ids stay as they are.
+    """
+    name, package_sha256 = package
+    out = []
+    for f in findings:
+        if f.type not in ("virus", "unscanned"):
+            out.append(f)
+            continue
+        digest = _content_of(f.location, contents, name) or package_sha256
+        out.append(dataclasses.replace(f, id=fingerprint(f.id, "sha256", digest)))
+    return out
+
+
+def _content_of(location: str, contents: dict[str, bytes], package_name: str) -> str:
+    """The sha256 (hex) of the file at ``location`` or of its innermost known container."""
+    where = location
+    while where and where != package_name:
+        digest = contents.get(where)
+        if digest is not None:
+            return digest.hex()
+        where = where.rpartition(NEST)[0]
+    return ""
+
+
 def refuse_without_images(kind: str, images: list[Image]) -> str | None:
     """Why a Docker image package cannot be accepted, or None."""
     if kind == "docker" and not images:
@@ -398,6 +434,7 @@ def refuse_without_images(kind: str, images: list[Image]) -> str | None:
 
 __all__ = [
     "Image",
+    "bind_content",
     "Nested",
     "copy_findings",
     "in_image",

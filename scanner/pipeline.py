@@ -121,9 +121,11 @@ def scan_package(
         _remove(scratch)
 
     report("verdict", 0, 1)
-    findings = tuple(
-        sorted([*unpacked.findings, *virus_findings, *vulnerabilities], key=_finding_key)
+    # an accepted virus or unscanned finding must never cover other bytes at its location
+    bound = nested.bind_content(
+        [*unpacked.findings, *virus_findings], unpacked.contents, (name, sha256)
     )
+    findings = tuple(sorted([*bound, *vulnerabilities], key=_finding_key))
     result = ScanResult(
         verdict=verdict(findings),
         package=PackageInfo(name=name, size=size, sha256=sha256, format=fmt),
@@ -179,6 +181,7 @@ def _unpack(
     items = iter_unpack(
         path, scratch, settings.limits, name=name, progress=progress,
         images=unpacked.images, covered=virus.covered, memory_dir=memory,
+        contents=unpacked.contents,
     )
     opened: list[Member] = []  # containers whose members are still coming, innermost last
     for item in items:

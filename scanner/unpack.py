@@ -84,6 +84,9 @@ class Unpacked:
     members: list[Member] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     images: list = field(default_factory=list)  # scanner.nested.Image, one per container image
+    #: location -> sha256 of every non-empty file written (the package itself aside), so a
+    #: finding can be bound to the bytes it is about (:func:`scanner.nested.bind_content`)
+    contents: dict[str, bytes] = field(default_factory=dict)
 
 
 def unpack(
@@ -102,7 +105,10 @@ def unpack(
     """
     result = Unpacked(root=Path(scratch))
     images = result.images
-    for item in iter_unpack(package, scratch, limits, name=name, progress=progress, images=images):
+    for item in iter_unpack(
+        package, scratch, limits, name=name, progress=progress, images=images,
+        contents=result.contents,
+    ):
         if isinstance(item, Member):
             result.members.append(item)
         else:
@@ -120,6 +126,7 @@ def iter_unpack(
     images: list | None = None,
     covered: set[str] | None = None,
     memory_dir: Path | None = None,
+    contents: dict[str, bytes] | None = None,
 ) -> Iterator[Member | Finding]:
     """Like :func:`unpack`, yielding each member as soon as it is on disk.
 
@@ -134,7 +141,7 @@ def iter_unpack(
     ``covered`` once its last member has been yielded: scanning its members
     scans all of it.
     """
-    unpacker = _Unpacker(Path(package), Path(scratch), limits, progress, images, covered)
+    unpacker = _Unpacker(Path(package), Path(scratch), limits, progress, images, covered, contents)
     if memory_dir is not None:
         unpacker.memory = _MemoryDir(Path(memory_dir))
     yield from unpacker.run(name)
@@ -192,6 +199,7 @@ class _Unpacker:
         progress: Progress | None,
         images: list | None = None,
         covered: set[str] | None = None,
+        contents: dict[str, bytes] | None = None,
     ):
         from scanner.nested import Nested  # it builds on this module
 
@@ -212,7 +220,7 @@ class _Unpacker:
         self.stopped = False
         self.seen: set[str] = set()
         self.last_progress = 0.0
-        self.nested = Nested(self, images)
+        self.nested = Nested(self, images, contents)
 
     # -- the tree ---------------------------------------------------------------
 
