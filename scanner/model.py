@@ -77,6 +77,10 @@ class Component:
     version: str
     purl: str
     location: str  # path inside the package, containers joined with NEST
+    #: "runtime", "dev", "optional" or "unknown": what the lockfile says the component is
+    #: for; whatever is read from an installed tree (dist-info, node_modules, jars, OS
+    #: package databases, binaries) is shipped, so runtime.
+    scope: str = "runtime"
 
 
 @dataclass(frozen=True)

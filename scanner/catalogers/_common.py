@@ -83,6 +83,7 @@ def component(
     purl_name: str | None = None,
     purl_version: str | None = None,
     qualifiers: dict[str, str] | None = None,
+    scope: str = "runtime",
 ) -> Component:
     purl = PackageURL(
         type=purl_type,
@@ -91,7 +92,10 @@ def component(
         version=purl_version or version,
         qualifiers=qualifiers or None,
     ).to_string()
-    return Component(ecosystem=ecosystem, name=name, version=version, purl=purl, location=location)
+    return Component(
+        ecosystem=ecosystem, name=name, version=version, purl=purl, location=location,
+        scope=scope,
+    )
 
 
 def each(

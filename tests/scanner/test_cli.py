@@ -92,8 +92,10 @@ def test_json_has_every_contract_key():
     result = json.loads(proc.stdout)  # nothing but JSON on stdout
     assert result["verdict"] in ("approved", "rejected")
     assert set(result["package"]) >= {"name", "size", "sha256", "format"}
-    component_keys = {"ecosystem", "name", "version", "purl", "location"}
-    assert result["components"] and all(set(c) >= component_keys for c in result["components"])
+    component_keys = {"ecosystem", "name", "version", "purl", "location", "scope"}
+    assert result["components"] and all(set(c) == component_keys for c in result["components"])
+    # installed distributions are shipped code: their scope is runtime
+    assert {c["scope"] for c in result["components"]} == {"runtime"}
     finding_keys = {
         "id",
         "type",
