@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from scanner.model import MEMORY_DIR
@@ -62,5 +63,8 @@ def from_env() -> dict:
         "SESSION_COOKIE_SECURE": os.environ.get("ASSAY_SECURE_COOKIES", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_int("ASSAY_REMEMBER_DAYS", 14)),
+        # How long a password reset link works.
+        "PASSWORD_RESET_HOURS": _int("ASSAY_RESET_HOURS", 24),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

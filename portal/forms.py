@@ -92,6 +92,44 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Log in")
 
 
+def _new_password(label: str = "New password") -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[DataRequired(), Length(min=10, message="Use at least 10 characters.")],
+    )
+
+
+def _repeat_password() -> PasswordField:
+    return PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("password", "The passwords differ.")],
+    )
+
+
+class PasswordChangeForm(FlaskForm):
+    """Account page: the current password, then the new one twice."""
+
+    current = PasswordField("Current password", validators=[DataRequired()])
+    password = _new_password()
+    confirm = _repeat_password()
+    submit = SubmitField("Change password")
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(
+        "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+    )
+    submit = SubmitField("Send reset link")
+
+
+class ResetPasswordForm(FlaskForm):
+    """Set a new password with a one-time reset link."""
+
+    password = _new_password()
+    confirm = _repeat_password()
+    submit = SubmitField("Set new password")
+
+
 class AssetForm(FlaskForm):
     """Add Asset: one asset and its first version."""
 

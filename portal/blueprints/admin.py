@@ -21,12 +21,14 @@ def _operators_only():
         abort(403)
 
 
-def _user_list(create_form: UserCreateForm, status: int = 200):
+def _user_list(create_form: UserCreateForm, status: int = 200, issued=None):
     return render_template(
         "admin/users.html",
         users=users.list_users(),
         create_form=create_form,
         role_choices=ROLE_CHOICES,
+        pending_resets=users.pending_resets(),
+        issued=issued,
     ), status
 
 
@@ -80,6 +82,24 @@ def user_active(user_id: int):
         done="Account reactivated." if active else "Account deactivated.",
     )
     return redirect(url_for("admin.user_list"))
+
+
+@bp.post("/users/<int:user_id>/reset")
+def user_reset(user_id: int):
+    """Give an account a one-time link to set a new password, shown here once."""
+    try:
+        issued = users.issue_reset(
+            current_user, user_id,
+            lambda token: url_for("auth.reset_password", token=token, _external=True),
+            address=request.remote_addr,
+        )
+    except NotFound:
+        raise
+    except ServiceError as error:
+        flash(str(error), "error")
+        return redirect(url_for("admin.user_list"))
+    # Rendered, not redirected: the link must not travel through the session cookie.
+    return _user_list(UserCreateForm(formdata=None), issued=issued)
 
 
 def _apply(change, user_id: int, value, *, done: str) -> None:

@@ -1,0 +1,39 @@
+"""Outgoing mail over the configured SMTP relay (``SMTP_HOST``); none without one."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+
+from flask import current_app
+
+
+def mail_configured() -> bool:
+    """True when an SMTP relay is set, so the portal can send mail."""
+    return bool(current_app.config.get("SMTP_HOST"))
+
+
+def send_mail(address: str, subject: str, body: str) -> bool:
+    """Send one plain-text message; True when the relay took it.
+
+    A relay that is down or refuses the message is logged, not raised: the caller
+    decides what the person sees.
+    """
+    cfg = current_app.config
+    if not mail_configured():
+        return False
+    message = EmailMessage()
+    message["From"] = cfg.get("MAIL_FROM", "assay@localhost")
+    message["To"] = address
+    message["Subject"] = f"[Assay] {subject}"
+    message.set_content(body)
+    try:
+        with smtplib.SMTP(cfg["SMTP_HOST"], int(cfg.get("SMTP_PORT", 25)), timeout=15) as smtp:
+            if cfg.get("SMTP_USERNAME"):
+                smtp.starttls()
+                smtp.login(cfg["SMTP_USERNAME"], cfg.get("SMTP_PASSWORD", ""))
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        current_app.logger.warning("could not send mail to %s: %s", address, exc)
+        return False
+    return True
