@@ -45,6 +45,7 @@ __all__ = [
     "REASONS",
     "Appeal",
     "ReportError",
+    "key_id",
     "read_appeal",
     "require_claims",
     "write_report",
@@ -352,6 +353,7 @@ def _write_binding(ws, key: bytes, report_id: str, rows: list[list]) -> None:
         ["report_id", report_id],
         ["rows", len(entries)],
         ["hmac", _binding_mac(key, report_id, entries)],
+        ["key_id", key_id(key)],
         ["row", "finding_id",
          *(f"digest_{get_column_letter(c)}" for c in range(1, _BOUND_COLS + 1))],
         *([row, finding_id, *digests] for row, finding_id, digests in entries),
@@ -386,6 +388,15 @@ def _key(secret: bytes | str) -> bytes:
     if not key:
         raise ValueError("the report secret must not be empty")
     return key
+
+
+def key_id(key: bytes | str) -> str:
+    """A short public name of the key a report is bound with, recorded in the report.
+
+    It tells a report issued under an earlier key (the secret changed since) from one whose
+    binding was altered; it reveals nothing of the key.
+    """
+    return hmac.new(_key(key), b"key-id", hashlib.sha256).hexdigest()[:12]
 
 
 def _sheet_password(key: bytes, report_id: str) -> str:
@@ -622,17 +633,25 @@ def _read_binding(wb, key: bytes) -> _Binding:
         f"The report's hidden binding to its scan is damaged; {_RESUBMIT}."
     )
     try:
-        head = {rows[i][0]: rows[i][1] for i in range(4)}
+        # Reports issued before key ids were recorded have four lines above the row header.
+        header = next(i for i in (4, 5) if rows[i][0] == "row")
+        head = {rows[i][0]: rows[i][1] for i in range(header)}
         count = int(head["rows"])
-        if head["format"] != FORMAT or not 0 <= count <= MAX_FINDINGS or len(rows) < 5 + count:
+        first = header + 1
+        if head["format"] != FORMAT or not 0 <= count <= MAX_FINDINGS or len(rows) < first + count:
             raise damaged
         entries = tuple(
-            (int(r[0]), r[1], tuple(r[2:2 + _BOUND_COLS])) for r in rows[5:5 + count]
+            (int(r[0]), r[1], tuple(r[2:2 + _BOUND_COLS])) for r in rows[first:first + count]
         )
-    except (IndexError, KeyError, ValueError) as exc:
+    except (IndexError, KeyError, ValueError, StopIteration) as exc:
         raise damaged from exc
     report_id = head["report_id"]
     if not _same(_binding_mac(key, report_id, entries), head["hmac"]):
+        if not _same(head.get("key_id", ""), key_id(key)):
+            raise ReportError(
+                "This report was issued before the portal's keys changed (or by another portal); "
+                "download a fresh report from the asset page and fill it in again."
+            )
         raise ReportError(
             "This report could not be verified: it was not issued by this portal or its hidden "
             f"binding was changed; {_RESUBMIT}."

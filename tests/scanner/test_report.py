@@ -195,8 +195,16 @@ def test_binding_sheet(book):
     assert head["report_id"] == REPORT_ID
     assert head["rows"] == 4
     assert re.fullmatch(r"[0-9a-f]{64}", head["hmac"])
-    ids = [r[1] for r in ws.iter_rows(min_row=6, values_only=True)]
+    assert [ws["A5"].value, ws["B5"].value] == ["key_id", report.key_id(SECRET)]
+    ids = [r[1] for r in ws.iter_rows(min_row=7, values_only=True)]
     assert ids == [VIRUS_ID, VULN_ID, NO_VECTOR_ID, UNSCANNED_ID]
+
+
+def test_key_id_is_short_public_and_follows_the_key():
+    assert re.fullmatch(r"[0-9a-f]{12}", report.key_id(SECRET))
+    assert report.key_id(SECRET) == report.key_id(SECRET.encode())
+    assert report.key_id(SECRET) != report.key_id("another-installation")
+    assert report.key_id(SECRET) not in SECRET.encode().hex()
 
 
 def test_text_that_looks_like_a_formula_stays_text():
@@ -370,15 +378,33 @@ def test_binding_rewritten_to_match_a_changed_row():
     def alter(wb):
         ws = wb["_binding"]
         for col in range(3, 8):
-            ws.cell(7, col).value = ws.cell(6, col).value
+            ws.cell(8, col).value = ws.cell(7, col).value
 
     assert refused(edited(filled(issued(), **YES_ON_VULN), alter)).startswith(
         "This report could not be verified")
 
 
-def test_wrong_secret():
+def test_wrong_secret_says_the_keys_changed():
+    """A report issued under another key is not called tampered with: the keys changed."""
     message = refused(filled(issued(), **YES_ON_VULN), secret="another-installation")
-    assert message.startswith("This report could not be verified")
+    assert message.startswith("This report was issued before the portal's keys changed")
+    assert "download a fresh report" in message
+
+
+def without_key_id(wb):
+    """The binding as reports were laid out before they recorded their key id."""
+    wb["_binding"].delete_rows(5)
+
+
+def test_report_without_key_id_still_verifies():
+    data = edited(filled(issued(), **YES_ON_VULN), without_key_id)
+    assert [c.finding_id for c in appeal_of(data).claims if c.false_positive] == [VULN_ID]
+
+
+def test_report_without_key_id_under_another_key_says_the_keys_changed():
+    data = edited(filled(issued(), **YES_ON_VULN), without_key_id)
+    assert refused(data, secret="another-installation").startswith(
+        "This report was issued before the portal's keys changed")
 
 
 def test_report_of_another_scan():
