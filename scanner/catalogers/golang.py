@@ -161,9 +161,12 @@ def _binary(member: Member) -> Iterator[Component]:
 
 
 def go_mod(text: str, location: str) -> list[Component]:
-    """The requirements of a go.mod, with versioned replace directives applied."""
+    """The requirements of a go.mod as built: versioned ``replace`` directives applied, a
+    module replaced by a local directory left out (its code is whatever that directory held,
+    not the version required), and an ``exclude``d version never reported."""
     requires: list[tuple[str, str]] = []
-    replaces: dict[tuple[str, str | None], tuple[str, str]] = {}
+    replaces: dict[tuple[str, str | None], tuple[str, str] | None] = {}
+    excludes: set[tuple[str, str]] = set()
     block = None
     for raw in text.splitlines():
         line = raw.split("//", 1)[0].strip()
@@ -180,29 +183,39 @@ def go_mod(text: str, location: str) -> list[Component]:
                 block = words[0]
                 continue
             block_word, words = words[0], words[1:]
-            if block_word not in ("require", "replace"):
+            if block_word not in ("require", "replace", "exclude"):
                 continue
-            _directive(block_word, words, requires, replaces)
+            _directive(block_word, words, requires, replaces, excludes)
             continue
-        _directive(block, words, requires, replaces)
+        _directive(block, words, requires, replaces, excludes)
     found = []
     for path, version in requires:
-        path, version = (
-            replaces.get((path, version)) or replaces.get((path, None)) or (path, version)
-        )
+        if (path, version) in excludes:
+            continue  # go builds the next version up, which go.mod does not name
+        key = (path, version) if (path, version) in replaces else (path, None)
+        if key in replaces:
+            if replaces[key] is None:
+                continue  # a local directory: no published version was built
+            path, version = replaces[key]
         found.append(go_component(path, version, location))
     return [c for c in found if c]
 
 
-def _directive(kind, words, requires, replaces) -> None:
+def _directive(kind, words, requires, replaces, excludes) -> None:
     words = [w.strip('"') for w in words]
     if kind == "require" and len(words) >= 2:
         requires.append((words[0], words[1]))
+    elif kind == "exclude" and len(words) >= 2:
+        excludes.add((words[0], words[1]))
     elif kind == "replace" and "=>" in words:
         at = words.index("=>")
         old, new = words[:at], words[at + 1 :]
-        if old and len(new) == 2:  # a local directory replacement has no version
-            replaces[(old[0], old[1] if len(old) > 1 else None)] = (new[0], new[1])
+        if not old or not new:
+            return
+        # "=> path version" is a module; "=> ../dir" (one word) a local directory
+        replaces[(old[0], old[1] if len(old) > 1 else None)] = (
+            (new[0], new[1]) if len(new) == 2 else None
+        )
 
 
 def _go_mod(member: Member) -> Iterator[Component]:

@@ -495,6 +495,11 @@ require (
 replace github.com/old/mod => github.com/new/mod v1.2.0
 replace example.com/local => ../local
 exclude golang.org/x/text v0.3.4
+
+require github.com/shunned/mod v1.1.0
+exclude (
+	github.com/shunned/mod v1.1.0
+)
 """
     components = scan(
         tmp_path,
@@ -508,7 +513,8 @@ exclude golang.org/x/text v0.3.4
         ("Go", "github.com/gin-gonic/gin", "1.7.0", "src/go.mod"),
         ("Go", "golang.org/x/text", "0.3.5", "src/go.mod"),
         ("Go", "github.com/new/mod", "1.2.0", "src/go.mod"),
-        ("Go", "example.com/local", "0.0.0", "src/go.mod"),
+        # example.com/local is replaced by a directory: no published version was built;
+        # github.com/shunned/mod v1.1.0 is excluded: go does not build it.
     }
 
 
