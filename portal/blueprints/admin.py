@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render
 from portal.forms import ROLE_CHOICES, RoleForm, UserCreateForm
-from portal.services import scans, users
+from portal.services import audit_trail, scans, users
 from portal.services.errors import NotFound, ServiceError, ValidationError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -134,3 +137,33 @@ def scan_retry(scan_id: int):
             f"Scan #{scan.id} queued for {scan.version.asset.name} {scan.version.label}.", "success"
         )
     return redirect(url_for("admin.scan_list"))
+
+
+def _audit_page(query, errors: list[str], page_number=1):
+    if errors:  # show no events rather than an unfiltered list that looks filtered
+        page = audit_trail.EventPage([], 0, 1, 1, audit_trail.PER_PAGE, query)
+    else:
+        page = audit_trail.list_events(current_user, query, page=page_number)
+    return render("admin/audit.html", "audit_table", page=page, query=query.args(),
+                  errors=errors, choices=audit_trail.filter_choices(current_user),
+                  system=audit_trail.SYSTEM), 422 if errors else 200
+
+
+@bp.get("/audit")
+def audit():
+    """The audit trail: who did what to which object, when and from where; newest first."""
+    query, errors = audit_trail.parse_query(request.args)
+    return _audit_page(query, errors, request.args.get("page"))
+
+
+@bp.get("/audit.csv")
+def audit_export():
+    """The audit trail with the page's filters as a CSV file, streamed."""
+    query, errors = audit_trail.parse_query(request.args)
+    if errors:
+        return _audit_page(query, errors)
+    lines = audit_trail.export_csv(current_user, query)
+    response = Response(stream_with_context(lines), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"assay-audit-{audit_trail.export_stamp()}.csv")
+    return response
