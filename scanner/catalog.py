@@ -15,7 +15,7 @@ until :func:`catalog` reads them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scanner.catalogers import (
     distro,
@@ -31,7 +31,7 @@ from scanner.catalogers import (
 )
 from scanner.catalogers._common import inner
 from scanner.catalogers.executable import executable_head
-from scanner.model import Component
+from scanner.model import NEST, Component
 from scanner.unpack import Member, Unpacked
 
 CATALOGERS = (python, npm, java, golang, rust, php, dotnet, swift, distro, native)
@@ -39,6 +39,8 @@ CATALOGERS = (python, npm, java, golang, rust, php, dotnet, swift, distro, nativ
 _BY_PATH = (python, npm, java, golang, rust, php, dotnet, swift, distro)
 #: Bytes of a file's start :meth:`Catalog.offer` needs.
 HEAD_BYTES = 4
+#: Locations one component is reported at through copies of the archives holding it.
+MAX_COPY_LOCATIONS = 10_000
 
 
 class Catalog:
@@ -71,11 +73,12 @@ class Catalog:
 
     def components(self, members: list[Member]) -> list[Component]:
         """Every component, once the unpack has ended (see :func:`catalog`)."""
-        return _gather(
+        found = _gather(
             (c, c.collect_files(members) if c in (golang, rust) else [] if c is native
              else c.collect(members), self.early.get(c, []))
             for c in CATALOGERS
         )
+        return with_copies(found, members)
 
 
 @dataclass
@@ -90,7 +93,45 @@ def catalog(unpacked: Unpacked) -> list[Component]:
     members = unpacked.members
     if isinstance(unpacked, Cataloged):
         return unpacked.feed.components(members)
-    return _gather((c, c.collect(members), []) for c in CATALOGERS)
+    return with_copies(_gather((c, c.collect(members), []) for c in CATALOGERS), members)
+
+
+def with_copies(components: list[Component], members: list[Member]) -> list[Component]:
+    """The components found in an archive, at each of its copies' locations too.
+
+    The unpacker opens one archive of each content and lists its copies without
+    opening them (their bytes are scanned once); what is inside the first is
+    shipped at every location a copy sits.
+    """
+    copies: dict[str, list[str]] = {}
+    for m in members:
+        if m.copy_of:
+            copies.setdefault(m.copy_of, []).append(m.location)
+    if not copies:
+        return components
+    found = {(c.ecosystem, c.name, c.version, c.location): c for c in components}
+    for c in components:
+        for moved in _copy_locations(c.location, copies):
+            found.setdefault((c.ecosystem, c.name, c.version, moved), replace(c, location=moved))
+    return [found[key] for key in sorted(found)]
+
+
+def _copy_locations(location: str, copies: dict[str, list[str]]) -> list[str]:
+    """Where else ``location`` is shipped: under every copy of it or of a container
+    holding it, copies within copies included (at most :data:`MAX_COPY_LOCATIONS`)."""
+    seen, todo, out = {location}, [location], []
+    while todo and len(out) < MAX_COPY_LOCATIONS:
+        current = todo.pop()
+        prefix = current
+        while prefix:
+            for where in copies.get(prefix, ()):
+                moved = where + current[len(prefix):]
+                if moved not in seen:
+                    seen.add(moved)
+                    todo.append(moved)
+                    out.append(moved)
+            prefix = prefix.rpartition(NEST)[0]
+    return out[:MAX_COPY_LOCATIONS]
 
 
 def _gather(parts) -> list[Component]:

@@ -340,6 +340,32 @@ def test_a_copy_is_scanned_once_and_reported_everywhere(tmp_path, scan):
     }
 
 
+def test_an_archive_shipped_twice_is_cataloged_at_both_locations(tmp_path, scan):
+    """One archive's bytes are opened once; its components are shipped wherever it sits,
+    copies inside copies included."""
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(METADATA_PATH, METADATA)
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("lib/vendor.zip", inner.getvalue())
+        zf.writestr("lib/again/vendor.zip", inner.getvalue())
+    package = tmp_path / "pkg.tar.gz"
+    with tarfile.open(package, "w:gz") as tf:
+        for name in ("app/bundle.zip", "backup/bundle.zip"):
+            info = tarfile.TarInfo(name)
+            info.size = len(outer.getvalue())
+            tf.addfile(info, io.BytesIO(outer.getvalue()))
+    result = scan(package)
+    expected = {
+        f"pkg.tar.gz!/{top}/bundle.zip!/lib/{sub}vendor.zip!/{METADATA_PATH}"
+        for top in ("app", "backup") for sub in ("", "again/")
+    }
+    assert {c.location for c in result.components if c.name == "PyYAML"} == expected
+    # one finding per component version and advisory, wherever it sits
+    assert any(f.component and f.component.name == "PyYAML" for f in result.findings)
+
+
 @needs("mksquashfs")
 def test_the_unpack_time_limit_fails_closed(tmp_path, clamd, osv):
     fs = test_filesystems.squashfs(tmp_path)
