@@ -103,9 +103,12 @@ def with_copies(components: list[Component], members: list[Member]) -> list[Comp
     opening them (their bytes are scanned once); what is inside the first is
     shipped at every location a copy sits.
     """
+    opened = {m.location for m in members if m.container}
     copies: dict[str, list[str]] = {}
     for m in members:
-        if m.copy_of:
+        # a copy of a metadata file is only read where its cataloger looks (status-old
+        # beside dpkg's status is not an installed tree): only archives' contents move
+        if m.copy_of in opened:
             copies.setdefault(m.copy_of, []).append(m.location)
     if not copies:
         return components
