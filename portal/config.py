@@ -49,6 +49,10 @@ def from_env() -> dict:
         "SCAN_TIMEOUT": _int("ASSAY_SCAN_TIMEOUT", 6 * 3600),
         "SCAN_STUCK_AFTER": _int("ASSAY_SCAN_STUCK_AFTER", 600),
         "SCAN_HEARTBEAT": _int("ASSAY_SCAN_HEARTBEAT", 15),
+        # A scan whose stage and progress stay the same this long is stopped, failed and not
+        # retried (0: never). Above clamd's 5 min per file, twice over for two large files in
+        # flight, and above the unpacking of a large nested image, which reports no progress.
+        "SCAN_STALL_AFTER": _int("ASSAY_SCAN_STALL_AFTER", 1800),
         "SCAN_MAX_ATTEMPTS": _int("ASSAY_SCAN_MAX_ATTEMPTS", 3),
         "SCAN_RETRY_BACKOFF": _ints("ASSAY_SCAN_RETRY_BACKOFF", "30,300"),
         "ORPHAN_MIN_AGE": _int("ASSAY_ORPHAN_MIN_AGE", 3600),

@@ -39,6 +39,17 @@ class ScanWorker(Worker):
                 log.warning("vulnerability data not loaded: %s", exc)
         return super().execute_job(job, queue_)
 
+    def main_work_horse(self, job, queue_):
+        jobs.allow_exit_on_stall()  # this process runs this one job only
+        return super().main_work_horse(job, queue_)
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        """A horse that ended itself on a stalled scan has recorded the failure: no retry."""
+        if ret_val is not None and os.WIFEXITED(ret_val) \
+                and os.WEXITSTATUS(ret_val) == jobs.STALLED_EXIT:
+            job.retries_left = 0
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
 
 def run_scheduler(app, owner: str, tick: float = 1.0, rounds: int | None = None) -> None:
     """Run each periodic job when its period comes round and this process wins it."""

@@ -7,14 +7,17 @@ is already pushed (a test with ``SimpleWorker``), that one is used.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -92,22 +95,27 @@ def run_scan(scan_id: int) -> str:
 
     A failure records a failed attempt and re-raises, so the queue retries with
     backoff; a package the scanner refuses (name, format) is a rejection with an
-    ``unscanned`` finding, not a failure.
+    ``unscanned`` finding, not a failure. A scan that stops advancing for
+    SCAN_STALL_AFTER seconds is failed for good (see :func:`_heartbeat`).
     """
     scan = scans.start_scan(scan_id, worker_name(), job_id=queue.current_job_id())
     if scan is None:
         log.info("scan %s is not ours to run (done, running elsewhere or given up)", scan_id)
         return "skipped"
     try:
-        with _heartbeat(scan_id):
-            return _scan(scan_id)
+        with _heartbeat(scan_id) as watch:
+            return _scan(scan_id, watch)
+    except ScanStalled:
+        db.session.rollback()  # already recorded as failed by the watch: not retried
+        log.warning("scan %s stalled and was stopped", scan_id)
+        return "stalled"
     except BaseException as exc:
         db.session.rollback()
         scans.fail_attempt(scan_id, f"{type(exc).__name__}: {exc}")
         raise
 
 
-def _scan(scan_id: int) -> str:
+def _scan(scan_id: int, watch: ProgressWatch) -> str:
     import scanner
 
     scan = db.session.get(Scan, scan_id)
@@ -118,18 +126,25 @@ def _scan(scan_id: int) -> str:
     kind = asset.kind.value
     db.session.commit()  # no transaction stays open during a long scan
     osv = osv_database()
-    progress = scans.progress_recorder(scan_id)
+    progress = watch.relay(scans.progress_recorder(scan_id))
     scratch = Path(current_app.config["SCRATCH_DIR"])
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"scan-{scan_id}-", dir=scratch) as tmp:
+    settings = _settings(kind)
+    # Everything the scan writes lies in folders of its own, so that a work horse ended
+    # on a stall leaves nothing behind.
+    with tempfile.TemporaryDirectory(prefix=f"scan-{scan_id}-", dir=scratch) as tmp, \
+            _own_dir(settings.memory_dir, f"scan-{scan_id}-") as memory:
+        settings = replace(settings, scratch_dir=Path(tmp), memory_dir=memory)
         package = Path(tmp) / "package"
         _, sha256 = storage.fetch_to_file(
             key, package, progress=lambda done, total: progress("fetch", done, total))
         uploads.record_sha256(version_id, key, sha256)  # direct uploads arrive without one
-        try:
-            result = scanner.scan_package(package, _settings(kind), progress, name=name, osv=osv)
-        except scanner.ScanError as exc:
-            result = unscannable_result(package, name, str(exc), osv)
+        # Only the scanner's stages can stall on what a package holds: storage has timeouts.
+        with watch.armed(Path(tmp), memory):
+            try:
+                result = scanner.scan_package(package, settings, progress, name=name, osv=osv)
+            except scanner.ScanError as exc:
+                result = unscannable_result(package, name, str(exc), osv)
     down = engine_down(result)
     if down:
         raise EngineUnavailable(down)
@@ -147,6 +162,22 @@ def _settings(kind: str = "binary"):
                     threshold=float(cfg["CVSS_THRESHOLD"]), clamd=cfg["CLAMD_ADDRESS"] or None,
                     scratch_dir=Path(cfg["SCRATCH_DIR"]), kind=kind,
                     memory_dir=Path(cfg["SCAN_MEMORY_DIR"]) if cfg["SCAN_MEMORY_DIR"] else None)
+
+
+@contextmanager
+def _own_dir(base: Path | None, prefix: str):
+    """A new folder under ``base`` for the block, removed after it; None without ``base``."""
+    path = None
+    if base is not None and base.is_dir():
+        try:
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        except OSError:
+            path = None
+    try:
+        yield path
+    finally:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, str, str]:
@@ -230,18 +261,89 @@ def _osv_stamp(root: Path) -> tuple | None:
     return (str(root), root.stat().st_mtime_ns, tuple(entries)) if entries else None
 
 
-# --- heartbeat ------------------------------------------------------------------------
+# --- heartbeat and stall watch ----------------------------------------------------------
+
+#: Exit status of a work horse that ended itself because its scan stalled: the worker
+#: (``python -m worker``) fails that job without retrying it.
+STALLED_EXIT = 75
+#: How long a stalled scan's thread may take to unwind before its process is ended.
+STALL_GRACE = 10.0
+_may_exit = False  # True in a forked work horse, whose process may be ended on a stall
+
+
+def allow_exit_on_stall(allowed: bool = True) -> None:
+    """Let a stalled scan end this process (only a forked work horse, never a shared one)."""
+    global _may_exit
+    _may_exit = allowed
+
+
+class ScanStalled(BaseException):
+    """Raised in the scanning thread when its scan stopped advancing.
+
+    A BaseException, so that no ``except Exception`` of a reader swallows it.
+    """
+
+
+class ProgressWatch:
+    """When the scan last advanced: a new stage, or a new done/total within one.
+
+    Repeating the same numbers is not progress: the virus stage relays its last
+    count every quarter second whether files finish or not.
+    """
+
+    def __init__(self):
+        self.stage: str | None = None
+        self._mark: tuple | None = None
+        self._at = time.monotonic()
+        self._armed = 0
+        self.scratch: list[Path] = []
+
+    def relay(self, record):
+        """Wrap a progress callback so that each report is seen here first."""
+        def report(stage: str, done: int, total: int) -> None:
+            self.seen(stage, done, total)
+            record(stage, done, total)
+        return report
+
+    def seen(self, stage: str, done: int, total: int) -> None:
+        if (stage, done, total) != self._mark:
+            self.stage, self._mark, self._at = stage, (stage, done, total), time.monotonic()
+
+    @contextmanager
+    def armed(self, *scratch: Path):
+        """Judge stalls only inside this block; ``scratch`` is removed if the process must end."""
+        self._armed += 1
+        self.scratch = [p for p in scratch if p is not None]
+        self._at = time.monotonic()
+        try:
+            yield self
+        finally:
+            self._armed -= 1
+
+    def idle(self) -> float:
+        """Seconds since the scan last advanced; 0 while not armed."""
+        return time.monotonic() - self._at if self._armed else 0.0
+
 
 @contextmanager
 def _heartbeat(scan_id: int):
-    """Beat the scan's heartbeat from a thread while the block runs, so a long
-    step with no progress (one huge file in the virus engine) is not taken for
-    a dead worker."""
+    """Beat the scan's heartbeat from a thread while the block runs, as long as the scan
+    advances.
+
+    A long step with no progress (one huge file in the virus engine) still beats, up to
+    SCAN_STALL_AFTER seconds; past that the scan is taken as stalled (a package that
+    keeps a reader busy forever): it is recorded as failed, not retried, and stopped.
+    """
     app, stop = current_app._get_current_object(), threading.Event()
     interval = max(float(app.config["SCAN_HEARTBEAT"]), 0.5)
+    stall_after = float(app.config["SCAN_STALL_AFTER"])
+    watch, scanning = ProgressWatch(), threading.get_ident()
 
     def beat():
         while not stop.wait(interval):
+            if stall_after > 0 and watch.idle() >= stall_after:
+                _stop_stalled(app, scan_id, watch, scanning, stop)
+                return
             try:
                 with app.app_context():
                     scans.heartbeat(scan_id)
@@ -251,10 +353,38 @@ def _heartbeat(scan_id: int):
     thread = threading.Thread(target=beat, name=f"heartbeat-{scan_id}", daemon=True)
     thread.start()
     try:
-        yield
+        yield watch
     finally:
         stop.set()
-        thread.join(timeout=interval + 30)
+        thread.join(timeout=interval + STALL_GRACE + 30)
+
+
+def _stop_stalled(app, scan_id: int, watch: ProgressWatch, scanning: int,
+                  stop: threading.Event) -> None:
+    """Record the stalled scan as failed, then stop it: first by raising ScanStalled in
+    the scanning thread; if that thread is stuck where Python cannot interrupt it (a
+    query inside SQLite, a read in C), by ending the work horse."""
+    try:
+        with app.app_context():
+            failed = scans.fail_stalled(scan_id, watch.stage, watch.idle())
+    except Exception:  # noqa: BLE001 - without the record, stopping would look like a crash
+        log.exception("could not record scan %s as stalled", scan_id)
+        return
+    if not failed:
+        return  # it finished (or was taken over) meanwhile
+    log.warning("scan %s made no progress for %.0f s in stage %s: stopping it",
+                scan_id, watch.idle(), watch.stage)
+    if stop.is_set():
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(scanning),
+                                               ctypes.py_object(ScanStalled))
+    if stop.wait(STALL_GRACE) or not _may_exit:
+        return
+    log.error("scan %s does not unwind: ending work horse %s", scan_id, os.getpid())
+    for path in watch.scratch:
+        shutil.rmtree(path, ignore_errors=True)
+    logging.shutdown()
+    os._exit(STALLED_EXIT)
 
 
 def worker_name() -> str:

@@ -138,6 +138,44 @@ def progress_recorder(scan_id: int, *, interval: float = 1.0) -> Callable[[str, 
     return record
 
 
+#: How the error of a scan stopped for making no progress begins.
+STALLED = "Stalled:"
+
+
+def fail_stalled(scan_id: int, stage: str | None, idle: float) -> bool:
+    """Fail a running scan that made no progress for ``idle`` seconds, for good.
+
+    Its package keeps a stage busy without advancing (crafted to, or a reader
+    that cannot cope): running it again would hold a worker as long again, so it
+    is not retried. The version keeps its status (scanning), as after any failed
+    scan: no verdict without a completed scan. Operators see it and can retry it.
+    False when the scan was no longer running.
+    """
+    words = STAGES.get(stage or "", (stage or "starting", 0))[0]
+    error = (f"{STALLED} the scan made no progress for {_minutes(idle)} in the {words} stage "
+             "and was stopped; it is not retried by itself. The package may be built to stall "
+             "the scanner: look at it before retrying the scan.")
+    if not _update(scan_id, Scan.state == ScanState.running, state=ScanState.failed,
+                   finished_at=utcnow(), error=error):
+        return False
+    scan = db.session.get(Scan, scan_id)
+    record_event(None, "scan.stalled", scan,
+                 after={"stage": stage, "idle_seconds": int(idle), "attempts": scan.attempts})
+    db.session.commit()
+    return True
+
+
+def stalled(scan: Scan) -> bool:
+    """Whether the scan was stopped for making no progress."""
+    return scan.state is ScanState.failed and (scan.error or "").startswith(STALLED)
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)} seconds"
+    return f"{int(seconds // 60)} minutes"
+
+
 def heartbeat(scan_id: int) -> bool:
     """Tell the reaper the scan is alive; False when it is no longer running."""
     return _update(scan_id, Scan.state == ScanState.running, heartbeat_at=utcnow())
@@ -162,7 +200,7 @@ def complete_scan(scan_id: int, result, report_key: str | None, sbom_key: str | 
     scan = db.session.get(Scan, scan_id, with_for_update=True)
     if scan is None:
         raise NotFound("No such scan.")
-    if scan.state is ScanState.done:
+    if scan.state is ScanState.done or stalled(scan):  # a stalled scan never decides
         db.session.rollback()
         return scan
     _store_result(scan, result)
@@ -215,7 +253,7 @@ def fail_attempt(scan_id: int, error: str) -> Scan | None:
     The version keeps its status (scanning): only a completed scan decides.
     """
     scan = db.session.get(Scan, scan_id)
-    if scan is None or scan.state is ScanState.done:
+    if scan is None or scan.state is ScanState.done or stalled(scan):
         return scan
     out_of_attempts = scan.attempts >= current_app.config["SCAN_MAX_ATTEMPTS"]
     scan.state = ScanState.failed if out_of_attempts else ScanState.queued
@@ -308,6 +346,10 @@ def badge(version: AssetVersion) -> Badge:
         retrying = scan is not None and scan.attempts > 0
         return Badge("Queued", "status-queued", "retrying" if retrying else "waiting for a worker",
                      0, True, "2s")
+    if stalled(scan):
+        words = STAGES.get(scan.stage or "", (scan.stage or "scan", 0))[0]
+        return Badge("Scan stopped", "status-failed",
+                     f"no progress in the {words} stage; operators have been notified")
     if scan.state is ScanState.failed:
         return Badge("Scanning", "status-scanning", "delayed: operators have been notified",
                      None, True, "2s")
@@ -355,7 +397,7 @@ class OperatorScan:
     """A scan an operator should look at, with the reason why."""
 
     scan: Scan
-    problem: str  # failed / retried / stuck / waiting in the outbox
+    problem: str  # stalled / failed / retried / stuck / waiting in the outbox
 
 
 def list_scans_for_operator(*, limit: int = 200, now: datetime | None = None) -> list[OperatorScan]:
@@ -371,6 +413,8 @@ def list_scans_for_operator(*, limit: int = 200, now: datetime | None = None) ->
 
 
 def _problem(scan: Scan, cutoff: datetime) -> str:
+    if stalled(scan):
+        return "stalled"
     if scan.state is ScanState.failed:
         return "failed"
     if scan.state is ScanState.running and scan.heartbeat_at and scan.heartbeat_at < cutoff:
