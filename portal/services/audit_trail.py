@@ -91,7 +91,8 @@ class EventRow:
         """(field, before, after) for every field the event recorded."""
         before, after = self.event.before or {}, self.event.after or {}
         keys = list(dict.fromkeys([*before, *after]))
-        return [(key, _text(before.get(key, "")), _text(after.get(key, ""))) for key in keys]
+        return [(key, _text(before[key]) if key in before else "",
+                 _text(after[key]) if key in after else "—") for key in keys]
 
 
 @dataclass
@@ -298,6 +299,8 @@ def _int_or(raw, default: int) -> int:
 
 
 def _text(value) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False)

@@ -248,3 +248,12 @@ def test_csv_cell():
     assert audit_trail.csv_cell("plain") == "plain"
     assert audit_trail.csv_cell(None) == ""
     assert audit_trail.csv_cell(12) == "12"
+
+
+def test_a_change_from_nothing_reads_as_a_dash(client, operator):
+    event(operator, "appeal.decide", "appeals", 3, before={"decision": None},
+          after={"decision": "accepted", "note": None})
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert "decision:</span> — → accepted" in html
+    assert "note:</span> —" in html
+    assert "null" not in html
