@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, flash, redirect, request
+from flask_login import login_url
 from jinja2 import StrictUndefined
 
 from portal.extensions import login_manager
@@ -40,6 +41,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
     login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(_unauthorized)
 
     app.extensions["assay_csp"] = content_security_policy(app)
     app.after_request(_set_headers)
@@ -57,6 +59,22 @@ def _load_user(session_id: str):
     from portal.services.users import user_for_session
 
     return user_for_session(session_id)
+
+
+def _unauthorized() -> Response:
+    """Send an anonymous user to the login page, coming back here afterwards.
+
+    An HTMX request (a polling badge, say) gets ``HX-Redirect`` rather than a redirect: htmx
+    would follow a redirect itself and swap the whole login page into the element. It comes
+    back to the page the browser shows, not to the fragment's address.
+    """
+    flash(login_manager.login_message, login_manager.login_message_category)
+    if request.headers.get("HX-Request") != "true":
+        return redirect(login_url(login_manager.login_view, next_url=request.url))
+    page = request.headers.get("HX-Current-URL") or request.url
+    response = Response("Your session has ended: log in again.", 401, mimetype="text/plain")
+    response.headers["HX-Redirect"] = login_url(login_manager.login_view, next_url=page)
+    return response
 
 
 def _set_headers(response: Response) -> Response:

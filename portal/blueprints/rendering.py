@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, render_template, request
@@ -128,7 +130,17 @@ def attach_error(form, error) -> None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A ``next`` address only if it stays on this site (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """A ``next`` address only if it is a path on this site (no open redirect).
+
+    Control and format characters are refused first: browsers drop tabs and newlines from a
+    ``Location`` (``/\\t/evil.example`` becomes ``//evil.example``), and a newline cannot go in
+    a header at all. Backslashes are refused because browsers read them as slashes.
+    """
+    if not target or len(target) > 2000 or "\\" in target:
+        return None
+    if any(unicodedata.category(char)[0] in "CZ" and char != " " for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target

@@ -11,6 +11,15 @@
     }
   });
 
+  // A session that ended answers htmx with HX-Redirect to the login page, which htmx follows
+  // itself. Should a 401 come without it, reload: the page itself then goes to the login page.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status === 401 && !xhr.getResponseHeader("HX-Redirect")) {
+      window.location.reload();
+    }
+  });
+
   // Refuse a package over the form limit before the upload starts, with the server's words.
   document.addEventListener("change", function (event) {
     var input = event.target;
