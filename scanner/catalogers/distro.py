@@ -1,4 +1,5 @@
-"""Operating-system packages: dpkg, apk and rpm (sqlite) databases.
+"""Operating-system packages: dpkg, apk, rpm (sqlite) and opkg databases, and the rpm
+manifest of CBL-Mariner / Azure Linux distroless images.
 
 OSV's distribution advisories (DSA/DLA, Alpine secdb) name *source* packages, so
 Debian and Alpine components are named by their source package (``Source:`` /
@@ -29,6 +30,10 @@ _DPKG = ("var/lib/dpkg/status",)
 _DPKG_DIR = "var/lib/dpkg/status.d/"
 _APK = "lib/apk/db/installed"
 _RPMDB = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+#: ``rpm -qa`` output that Mariner / Azure Linux distroless images keep instead of a database
+_RPM_MANIFEST = "var/lib/rpmmanifest/container-manifest-2"
+#: OpenWrt's package database (firmware images and their root file systems)
+_OPKG = ("usr/lib/opkg/status", "var/lib/opkg/status")
 _OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 _HEADER_MAX = 64 * 1024 * 1024
 
@@ -208,6 +213,60 @@ def rpmdb(path: Path, location: str) -> list[Component]:
     return found
 
 
+def rpm_manifest(text: str, location: str) -> list[Component]:
+    """Packages of a Mariner / Azure Linux distroless manifest: one package a line, ten
+    tab-separated fields (name, version-release, install time, build time, vendor,
+    "(none)", size, arch, epoch, source rpm). Malformed lines are skipped."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 10 or not fields[0] or "-" not in fields[1]:
+            continue
+        name, version, arch, epoch, source = fields[0], fields[1], fields[7], fields[8], fields[9]
+        release = version.rpartition("-")[2]
+        namespace = "azurelinux" if ".azl" in f".{release}" else "mariner"
+        qualifiers = {"arch": arch} if arch else {}
+        if epoch.isdigit() and epoch != "0":
+            qualifiers["epoch"] = epoch
+        if source.endswith(".src.rpm"):
+            qualifiers["upstream"] = source
+        found.append(
+            component(
+                "Azure Linux" if namespace == "azurelinux" else "Mariner",
+                name,
+                f"{epoch}:{version}" if "epoch" in qualifiers else version,
+                location,
+                purl_type="rpm",
+                namespace=namespace,
+                purl_version=version,
+                qualifiers=qualifiers,
+            )
+        )
+    return found
+
+
+def opkg_status(text: str, location: str) -> list[Component]:
+    """Installed packages of an opkg status file (OpenWrt)."""
+    found = []
+    for p in paragraphs(text):
+        name, version = p.get("Package", ""), p.get("Version", "")
+        if not name or not version or "installed" not in p.get("Status", "").split():
+            continue
+        arch = p.get("Architecture", "")
+        found.append(
+            component(
+                "OpenWrt",
+                name,
+                version,
+                location,
+                purl_type="opkg",
+                namespace="openwrt",
+                qualifiers={"arch": arch} if arch else None,
+            )
+        )
+    return found
+
+
 def _root(location: str, suffix: str) -> str:
     """The location of the file-system root that holds ``suffix``."""
     return location[: -len(suffix)]
@@ -249,9 +308,17 @@ def collect(members: Iterable[Member]) -> list[Component]:
     def rpm(member: Member) -> Iterator[Component]:
         yield from rpmdb(member.path, member.location)
 
+    def manifest(member: Member) -> Iterator[Component]:
+        yield from rpm_manifest(read_text(member) or "", member.location)
+
+    def opkg(member: Member) -> Iterator[Component]:
+        yield from opkg_status(read_text(member) or "", member.location)
+
     found = list(each(members, _wanted_dpkg, dpkg))
     found += each(members, _wanted_apk, apk)
     found += each(members, _wanted_rpm, rpm)
+    found += each(members, _wanted_manifest, manifest)
+    found += each(members, _wanted_opkg, opkg)
     return found
 
 
@@ -275,11 +342,21 @@ def _wanted_rpm(path: str) -> bool:
     return any(path == s or path.endswith("/" + s) for s in _RPMDB)
 
 
+def _wanted_manifest(path: str) -> bool:
+    return path == _RPM_MANIFEST or path.endswith("/" + _RPM_MANIFEST)
+
+
+def _wanted_opkg(path: str) -> bool:
+    return any(path == s or path.endswith("/" + s) for s in _OPKG)
+
+
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
     return (
         _wanted_dpkg(path)
         or _wanted_apk(path)
         or _wanted_rpm(path)
+        or _wanted_manifest(path)
+        or _wanted_opkg(path)
         or any(path == s or path.endswith("/" + s) for s in _OS_RELEASE)
     )

@@ -875,3 +875,74 @@ def test_malformed_metadata_is_skipped(tmp_path):
         },
     )
     assert components == []
+
+
+# -- Mariner / Azure Linux distroless, OpenWrt ------------------------------------------
+
+# `rpm -qa --qf '%{NAME}\t%{VERSION}-%{RELEASE}\t%{INSTALLTIME}\t%{BUILDTIME}\t%{VENDOR}\t(none)\t
+# %{SIZE}\t%{ARCH}\t%{EPOCHNUM}\t%{SOURCERPM}\n'`, as the distroless images keep it.
+RPM_MANIFEST = "\n".join("\t".join(fields) for fields in [
+    ("openssl-libs", "1.1.1k-21.cm2", "1671000000", "1670000000", "Microsoft Corporation",
+     "(none)", "4001000", "x86_64", "0", "openssl-1.1.1k-21.cm2.src.rpm"),
+    ("tzdata", "2022g-1.cm2", "1671000000", "1670000000", "Microsoft Corporation",
+     "(none)", "1500000", "noarch", "0", "tzdata-2022g-1.cm2.src.rpm"),
+    ("ca-certificates-base", "3.0.0-8.azl3", "1748000000", "1735000000",
+     "Microsoft Corporation", "(none)", "130628", "noarch", "1",
+     "ca-certificates-3.0.0-8.azl3.src.rpm"),
+    ("truncated-line", "1.0-1.cm2", "1671000000"),
+]) + "\n"  # fmt: skip
+
+OPKG_STATUS = """Package: busybox
+Version: 1.36.1-1
+Depends: libc
+Status: install user installed
+Architecture: aarch64_cortex-a53
+Installed-Time: 1700000000
+
+Package: dropbear
+Version: 2022.82-6
+Depends: libc
+Status: install user installed
+Architecture: aarch64_cortex-a53
+Conffiles:
+ /etc/config/dropbear 0d8e2e8b1a5c0a5f
+
+Package: luci-removed
+Version: 1.0-1
+Status: deinstall ok not-installed
+Architecture: all
+"""
+
+
+def test_mariner_distroless_manifest(tmp_path):
+    where = "img/var/lib/rpmmanifest/container-manifest-2"
+    components = scan(tmp_path, {where: RPM_MANIFEST})
+    assert found(components) == {
+        ("Mariner", "openssl-libs", "1.1.1k-21.cm2", where),
+        ("Mariner", "tzdata", "2022g-1.cm2", where),
+        ("Azure Linux", "ca-certificates-base", "1:3.0.0-8.azl3", where),
+    }
+    assert ("pkg:rpm/mariner/openssl-libs@1.1.1k-21.cm2?arch=x86_64"
+            "&upstream=openssl-1.1.1k-21.cm2.src.rpm") in purls(components)
+
+
+def test_opkg_status(tmp_path):
+    components = scan(tmp_path, {
+        "rootfs/usr/lib/opkg/status": OPKG_STATUS,
+        "overlay/var/lib/opkg/status": "Package: nginx\nVersion: 1.25.3-1\n"
+                                       "Status: install ok installed\nArchitecture: mips_24kc\n",
+        "rootfs/usr/lib/opkg/status-copy": OPKG_STATUS,
+    })  # fmt: skip
+    assert found(components) == {
+        ("OpenWrt", "busybox", "1.36.1-1", "rootfs/usr/lib/opkg/status"),
+        ("OpenWrt", "dropbear", "2022.82-6", "rootfs/usr/lib/opkg/status"),
+        ("OpenWrt", "nginx", "1.25.3-1", "overlay/var/lib/opkg/status"),
+    }
+    assert "pkg:opkg/openwrt/busybox@1.36.1-1?arch=aarch64_cortex-a53" in purls(components)
+
+
+@pytest.mark.parametrize("where", [
+    "img/var/lib/rpmmanifest/container-manifest-2", "rootfs/usr/lib/opkg/status",
+])
+def test_os_manifests_that_are_not_text_give_nothing(tmp_path, where):
+    assert scan(tmp_path, {where: bytes(range(256)) * 64}) == []
