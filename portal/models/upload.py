@@ -46,6 +46,13 @@ class UploadSession(db.Model):
         Enum(UploadState, native_enum=False, length=16), default=UploadState.open, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    #: Bytes storage held for the upload when last measured (every part listed, resent ones too).
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    checked_at: Mapped[datetime | None]
+    #: When a completion started joining the parts; another one waits until it is over.
+    completing_since: Mapped[datetime | None]
+    #: Why the portal ended the upload (shown to the seller), when it was not the seller.
+    ended_reason: Mapped[str | None] = mapped_column(String(255))
 
     @property
     def part_count(self) -> int:
