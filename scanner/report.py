@@ -23,13 +23,12 @@ import re
 import unicodedata
 import warnings
 import zipfile
+from xml.parsers import expat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import defusedxml
-import defusedxml.ElementTree
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
@@ -105,11 +104,35 @@ MAX_TEXT = 4000
 MAX_FINDINGS = 100_000
 #: Bounds on the unpacked workbook, checked before any XML is parsed.
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_PART_BYTES = 128 * 1024 * 1024
 MAX_MEMBERS = 1000
-_EXCEL_MAX_ROW = 1_048_576
+#: Bounds on what openpyxl is given to read: each costs time and memory in the web process.
+#: A report has four sheets and 19 columns; 38,000 findings fill about a million cells.
+MAX_SHEETS = 16
+MAX_COLUMNS = 64
+MAX_CELLS = 1_000_000
+MAX_SHARED_STRINGS = 500_000
+MAX_SHARED_CHARS = 32_000_000
+#: Workbooks that may carry macros, refused by name as well as by content.
+MACRO_SUFFIXES = (".xlsm", ".xltm", ".xlam")
 _EXCEL_CELL_CHARS = 32_767
-_XML_SUFFIXES = (".xml", ".rels", ".vml")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: Parts never parsed as XML (images, printer settings); macro parts are refused by name.
+_BINARY_SUFFIXES = (".bin", ".png", ".jpeg", ".jpg", ".gif", ".emf", ".wmf", ".tif", ".tiff",
+                    ".bmp")
+#: Parts of a macro-enabled workbook, ActiveX controls and embedded objects.
+_MACRO_PART = re.compile(
+    r"(^|/)vbaProject[^/]*\.bin$|(^|/)vbaData\.xml$"
+    r"|^xl/(macrosheets|dialogsheets|activeX|embeddings)/",
+    re.IGNORECASE,
+)
+#: Words in a content type or relationship type that name macros or active content.
+_MACRO_WORDS = ("macroenabled", "vbaproject", "vbadata", "macrosheet", "activex", "oleobject")
+_MACROS = (
+    "The workbook contains macros, ActiveX controls or embedded objects, which a report never "
+    "has; upload the report as an Excel Workbook (.xlsx) without macros: download it again, "
+    "fill in columns F–H and save it as .xlsx."
+)
 
 _RESUBMIT = "download the report again and change only columns F–H"
 
@@ -458,16 +481,22 @@ def read_appeal(
     report_id: str | None = None,
     max_bytes: int = 10 * 1024 * 1024,
     require_yes: bool = True,
+    filename: str | None = None,
 ) -> Appeal:
     """Read the seller's claims from a filled-in report, or raise :class:`ReportError`.
 
     The file must be a report issued with ``secret`` (and, when given, for
     ``report_id``) whose columns A–E, rows and header are unchanged. With
     ``require_yes`` at least one finding must be marked Yes (see
-    :func:`require_claims`).
+    :func:`require_claims`). ``filename``, the name the file was uploaded
+    under, refuses a macro-enabled workbook by its name too.
+
+    Macro-enabled workbooks, ActiveX controls and embedded objects are refused,
+    and the workbook is bounded (members, part sizes, sheets, rows, columns,
+    cells, shared strings) before openpyxl reads it.
     """
     key = _key(secret)
-    _check_container(data, max_bytes)
+    _check_container(data, max_bytes, filename)
     with _openpyxl_quirks_tolerated():
         try:
             wb = load_workbook(io.BytesIO(data), read_only=True, keep_links=False)
@@ -500,13 +529,15 @@ def require_claims(appeal: Appeal) -> None:
         )
 
 
-def _check_container(data: bytes, max_bytes: int) -> None:
-    """Refuse, before any workbook parsing, what is not a small, safe xlsx zip."""
+def _check_container(data: bytes, max_bytes: int, filename: str | None = None) -> None:
+    """Refuse, before any workbook parsing, what is not a small, safe, macro-free xlsx zip."""
     if len(data) > max_bytes:
         raise ReportError(
             f"The file is {len(data) / 2**20:.1f} MB, more than the {max_bytes / 2**20:.1f} MB "
             "a report may be."
         )
+    if filename is not None and filename.strip().lower().endswith(MACRO_SUFFIXES):
+        raise ReportError(_MACROS)
     if data.startswith(_OLE_MAGIC):
         raise ReportError(
             "This is an old-format (.xls) or password-protected workbook; save the report as an "
@@ -526,66 +557,248 @@ def _check_container(data: bytes, max_bytes: int) -> None:
                 "The file is a zip archive but not an xlsx workbook; upload the security scan "
                 "report (.xlsx)."
             )
-        if len(infos) > MAX_MEMBERS or sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
-            raise ReportError(
-                "The workbook unpacks to far more data than a report holds; upload the report "
-                "as downloaded."
-            )
+        _check_sizes(infos)
         if any(info.flag_bits & 0x1 for info in infos):
             raise ReportError(
                 "The workbook is password-protected; save the report without a password to "
                 "open and upload that."
             )
-        for info in infos:
-            if info.filename.lower().endswith(_XML_SUFFIXES):
-                _check_xml_part(archive, info)
+        if any(_MACRO_PART.search(info.filename) for info in infos):
+            raise ReportError(_MACROS)
+        tally = _Tally()
+        # [Content_Types].xml first: a macro-enabled workbook is named as such before
+        # anything else about it is.
+        for info in sorted(infos, key=lambda i: i.filename != "[Content_Types].xml"):
+            if _is_xml_part(info.filename):
+                _check_xml_part(archive, info, tally)
 
 
-def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    """Parse one XML part with defusedxml (no DTDs, entities or external references).
+def _check_sizes(infos: list[zipfile.ZipInfo]) -> None:
+    """Bound the members before any is inflated: their number and declared sizes.
 
-    Rows in worksheet parts are counted and their numbers bounded, since
-    openpyxl pads the gaps between row numbers with empty rows.
+    zipfile never inflates a member past its declared size (it stops and fails
+    the CRC), so the declared sizes bound what reading costs.
     """
-    worksheet = info.filename.startswith("xl/worksheets/")
-    rows = 0
-    stack = []
-    try:
-        with archive.open(info) as src:
-            events = defusedxml.ElementTree.iterparse(src, events=("start", "end"), forbid_dtd=True)
-            for event, elem in events:
-                if event == "start":
-                    stack.append(elem)
-                    continue
-                stack.pop()
-                if stack:
-                    # Drop one child per finished element so the tree never grows;
-                    # nothing here reads children, only tags and attributes.
-                    del stack[-1][-1]
-                if worksheet and elem.tag.endswith("}row"):
-                    rows += 1
-                    if rows > MAX_FINDINGS + 1 or not _row_number_ok(elem.get("r")):
-                        raise ReportError(
-                            f"A sheet of the workbook ({info.filename}) has more rows than a "
-                            "report holds; upload the report as downloaded."
-                        )
-    except defusedxml.DefusedXmlException as exc:
+    if len(infos) > MAX_MEMBERS or sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
         raise ReportError(
+            "The workbook unpacks to far more data than a report holds; upload the report "
+            "as downloaded."
+        )
+    for info in infos:
+        if info.file_size > MAX_PART_BYTES:
+            raise ReportError(
+                f"A part of the workbook ({info.filename[:100]}) unpacks to "
+                f"{info.file_size / 2**20:.0f} MB, more than the {MAX_PART_BYTES // 2**20} MB a "
+                "report's part may be; upload the report as downloaded."
+            )
+
+
+def _is_xml_part(name: str) -> bool:
+    """Every part is parsed as XML except binary ones outside the parts openpyxl reads."""
+    lower = name.lower()
+    if lower.startswith("xl/worksheets/") and not lower.startswith("xl/worksheets/_rels/"):
+        return not lower.endswith(".bin")  # printer settings, which Excel adds on save
+    if lower.endswith("/"):
+        return False
+    return not lower.endswith(_BINARY_SUFFIXES)
+
+
+class _Tally:
+    """What the XML parts of one workbook add up to, against the bounds of a report."""
+
+    def __init__(self) -> None:
+        self.cells = 0
+        self.sheets = 0
+        self.strings = 0
+        self.chars = 0
+
+
+class _Refusal(Exception):
+    """Raised inside an expat handler: carries the ReportError out of the parser."""
+
+    def __init__(self, error: ReportError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, tally: _Tally) -> None:
+    """Parse one XML part with expat and refuse DTDs (so no entities) outright.
+
+    Worksheets are bounded in rows, row numbers, columns, cells and dimension
+    (openpyxl pads the gaps between row numbers with empty rows); the shared
+    strings in count and length; the workbook in sheets; content types and
+    relationships may not name macros or ActiveX controls. Handlers run at C
+    speed for everything else, so checking costs little next to reading.
+    """
+    name = info.filename
+    parser = expat.ParserCreate(namespace_separator="}")
+
+    def refuse_dtd(*_):
+        raise _Refusal(ReportError(
             "The workbook contains XML declarations (DTD or entities) that a report never has; "
             "upload the report as downloaded."
-        ) from exc
+        ))
+
+    parser.StartDoctypeDeclHandler = refuse_dtd
+    parser.EntityDeclHandler = refuse_dtd
+    handler = _part_handler(name, tally)
+    if handler is not None:
+        parser.StartElementHandler = handler
+    if name.lower().startswith("xl/sharedstrings"):
+        parser.CharacterDataHandler = _shared_text(tally)
+    try:
+        with archive.open(info) as src:
+            while chunk := src.read(1024 * 1024):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except _Refusal as refusal:
+        raise refusal.error from None
     except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError,
-            defusedxml.ElementTree.ParseError) as exc:
+            expat.ExpatError) as exc:
         raise ReportError(
-            f"The workbook is damaged ({info.filename} cannot be read); upload the report as "
+            f"The workbook is damaged ({name[:100]} cannot be read); upload the report as "
             "downloaded."
         ) from exc
 
 
-def _row_number_ok(r: str | None) -> bool:
-    if r is None:
-        return True
-    return r.isdigit() and 1 <= int(r) <= _EXCEL_MAX_ROW
+def _part_handler(name: str, tally: _Tally):
+    lower = name.lower()
+    if lower == "[content_types].xml":
+        return _content_types_handler
+    if lower.endswith(".rels"):
+        return _relationships_handler
+    if lower.startswith("xl/worksheets/") and "/_rels/" not in lower:
+        return _SheetCheck(name, tally).start
+    if lower.startswith("xl/sharedstrings"):
+        return _shared_strings_handler(tally)
+    if lower == "xl/workbook.xml":
+        return _workbook_handler(tally)
+    return None
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _content_types_handler(tag: str, attrs: dict) -> None:
+    if _local(tag) in ("Default", "Override") and _names_macros(attrs.get("ContentType", "")):
+        raise _Refusal(ReportError(_MACROS))
+
+
+def _relationships_handler(tag: str, attrs: dict) -> None:
+    if _local(tag) == "Relationship" and _names_macros(attrs.get("Type", "")):
+        raise _Refusal(ReportError(_MACROS))
+
+
+def _names_macros(text: str) -> bool:
+    folded = text.lower()
+    return any(word in folded for word in _MACRO_WORDS)
+
+
+def _workbook_handler(tally: _Tally):
+    def start(tag: str, attrs: dict) -> None:
+        if _local(tag) == "sheet":
+            tally.sheets += 1
+            if tally.sheets > MAX_SHEETS:
+                raise _Refusal(ReportError(
+                    f"The workbook has more than {MAX_SHEETS} sheets, far more than a report "
+                    f"has; {_RESUBMIT}."
+                ))
+    return start
+
+
+def _shared_strings_handler(tally: _Tally):
+    def start(tag: str, attrs: dict) -> None:
+        if _local(tag) == "si":
+            tally.strings += 1
+            if tally.strings > MAX_SHARED_STRINGS:
+                raise _Refusal(ReportError(
+                    f"The workbook holds more than {MAX_SHARED_STRINGS:,} different texts, far "
+                    f"more than a report does; {_RESUBMIT}."
+                ))
+    return start
+
+
+def _shared_text(tally: _Tally):
+    def text(data: str) -> None:
+        tally.chars += len(data)
+        if tally.chars > MAX_SHARED_CHARS:
+            raise _Refusal(ReportError(
+                f"The texts of the workbook add up to more than {MAX_SHARED_CHARS:,} characters, "
+                f"far more than a report holds; {_RESUBMIT}."
+            ))
+    return text
+
+
+class _SheetCheck:
+    """Bounds one worksheet's rows, row numbers, cells per row, columns and dimension."""
+
+    def __init__(self, name: str, tally: _Tally):
+        self.name, self.tally = name[:100], tally
+        self.rows = 0
+        self.in_row = 0
+
+    def start(self, tag: str, attrs: dict) -> None:
+        local = _local(tag)
+        if local == "c":
+            self.cell(attrs.get("r"))
+        elif local == "row":
+            self.rows += 1
+            self.in_row = 0
+            r = attrs.get("r")
+            most = _max_rows()
+            if self.rows > most or (r is not None and not _number_within(r, most)):
+                raise self.refusal("more rows than a report holds")
+        elif local == "dimension":
+            self.dimension(attrs.get("ref", ""))
+
+    def cell(self, ref: str | None) -> None:
+        self.in_row += 1
+        self.tally.cells += 1
+        if self.tally.cells > MAX_CELLS:
+            raise self.refusal(f"more than {MAX_CELLS:,} cells in all, far more than a report "
+                               "holds")
+        column = self.in_row if ref is None else _column_of(ref)
+        if not 1 <= column <= MAX_COLUMNS:
+            raise self.refusal(f"cells beyond column {get_column_letter(MAX_COLUMNS)}, far "
+                               "past the columns of a report")
+
+    def dimension(self, ref: str) -> None:
+        last = ref.rpartition(":")[2]
+        match = _CELL_REF.fullmatch(last)
+        if match is None:
+            return  # openpyxl's reader ignores a dimension it cannot use; so do we
+        if not (_number_within(match.group(2), _max_rows())
+                and _column_of(last) <= MAX_COLUMNS):
+            raise self.refusal(f"a size ({last}) far past the rows and columns of a report")
+
+    def refusal(self, what: str) -> _Refusal:
+        return _Refusal(ReportError(
+            f"A sheet of the workbook ({self.name}) has {what}; upload the report as downloaded."
+        ))
+
+
+_CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]+)")
+
+
+def _column_of(ref: str) -> int:
+    """The column number of a cell reference such as ``AB12``; 0 when it is not one."""
+    match = _CELL_REF.fullmatch(ref)
+    if match is None:
+        return 0
+    number = 0
+    for letter in match.group(1).upper():
+        number = number * 26 + ord(letter) - 64
+    return number
+
+
+def _max_rows() -> int:
+    """Rows a sheet of a report may have: the findings, plus the Summary's and binding's own."""
+    return MAX_FINDINGS + 64
+
+
+def _number_within(text: str, most: int) -> bool:
+    return text.isdigit() and 1 <= int(text) <= most
 
 
 @contextmanager
