@@ -28,7 +28,7 @@ from flask import current_app, has_app_context
 from portal import queue, storage
 from portal.extensions import db
 from portal.models import Scan
-from portal.services import appeals, assets, scans, sla, sweeper, uploads
+from portal.services import assets, false_positives, scans, sla, sweeper, uploads
 
 log = logging.getLogger(__name__)
 _app = None
@@ -187,9 +187,9 @@ def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, 
     scan = db.session.get(Scan, scan_id)
     version = scan.version
     ids = (version.asset.owner_id, version.asset_id, version.id, scan_id)
-    accepted = appeals.accepted_for_scan(scan_id)  # earlier appeals' accepted false positives
+    accepted = false_positives.accepted_for_scan(scan_id)  # accepted on earlier appeals
     db.session.commit()
-    report = write_report(replace(result, verdict=appeals.effective_verdict(result, accepted)),
+    report = write_report(replace(result, verdict=false_positives.effective_verdict(result, accepted)),
                           report_id=f"scan-{scan_id}", secret=current_app.config["SECRET_KEY"],
                           asset_name=labels[0], version_label=labels[1], accepted=accepted)
     keys = storage.report_key(*ids), storage.sbom_key(*ids), storage.summary_key(*ids)

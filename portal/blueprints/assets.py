@@ -18,7 +18,7 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render, wants_fragment
 from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm
-from portal.services import assets, scans
+from portal.services import access, assets, scans
 from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
@@ -87,7 +87,7 @@ def new():
 @bp.get("/<int:asset_id>")
 def detail(asset_id: int):
     """One asset and its Version information table."""
-    asset = assets.get_asset(current_user, asset_id)
+    asset = access.get_asset(current_user, asset_id)
     return render("assets/detail.html", "versions_table", asset=asset)
 
 
@@ -102,7 +102,7 @@ def delete(asset_id: int):
             return _refused(error, asset_id)
         flash("The asset was deleted.", "success")
         return redirect(url_for("assets.index"))
-    asset = assets.get_asset(current_user, asset_id)
+    asset = access.get_asset(current_user, asset_id)
     return render_template("assets/delete.html", asset=asset, form=form)
 
 
@@ -125,7 +125,7 @@ def modify(version_id: int):
         else:
             flash("New package uploaded: the scan is queued.", "success")
             return redirect(url_for("assets.detail", asset_id=version.asset_id))
-    version = assets.get_version(current_user, version_id)
+    version = access.get_version(current_user, version_id)
     return render_template("assets/modify.html", form=form, version=version), (
         422 if form.errors else 200
     )
@@ -134,7 +134,7 @@ def modify(version_id: int):
 @bp.post("/versions/<int:version_id>/submit")
 def submit(version_id: int):
     """Send a draft version for review (scanning)."""
-    version = assets.get_version(current_user, version_id)
+    version = access.get_version(current_user, version_id)
     try:
         assets.submit_version(current_user, version_id, address=request.remote_addr)
     except ServiceError as error:
@@ -146,7 +146,7 @@ def submit(version_id: int):
 @bp.get("/versions/<int:version_id>/status")
 def status(version_id: int):
     """The status badge; a polling badge that finishes tells the page to refresh once."""
-    version = assets.get_version(current_user, version_id)
+    version = access.get_version(current_user, version_id)
     badge = scans.badge(version)
     response = make_response(
         render("scans/status.html", "scan_status", version=version, badge=badge)

@@ -1,5 +1,5 @@
 """Reviewers: the appeal queue, the appeal page where each claim is decided, and
-notifications. Sellers get a 404 here, as for any page that is not theirs."""
+notifications. Any other role gets a 403 here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, make_response, redirect, request, url
 from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import render, safe_next, wants_fragment
-from portal.services import appeals, sla
+from portal.services import reviews, sla
 from portal.services.errors import ValidationError
 
 bp = Blueprint("reviews", __name__, url_prefix="/reviews")
@@ -20,21 +20,21 @@ FILTERS = (("all", "All open"), ("overdue", "Overdue"), ("mine", "Assigned to me
 def _reviewers_only():
     """Every page here is for reviewers and operators."""
     if not current_user.is_reviewer:
-        abort(404)
+        abort(403)
 
 
 @bp.app_context_processor
 def _navigation():
     """``review_counts()`` for the navigation; only called where the nav is drawn."""
-    return {"review_counts": lambda: appeals.queue_counts(current_user)}
+    return {"review_counts": lambda: reviews.queue_counts(current_user)}
 
 
 @bp.get("/")
 def queue():
     """The appeal queue: open appeals by due time; the table refreshes itself."""
     chosen = request.args.get("filter", "all")
-    chosen = chosen if chosen in appeals.QUEUE_FILTERS else "all"
-    rows = appeals.reviewer_queue(current_user, filter=chosen)
+    chosen = chosen if chosen in reviews.QUEUE_FILTERS else "all"
+    rows = reviews.reviewer_queue(current_user, filter=chosen)
     return render("reviews/queue.html", "queue_table", rows=rows, chosen=chosen, filters=FILTERS)
 
 
@@ -42,7 +42,7 @@ def queue():
 def claim(appeal_id: int):
     """Assign the appeal to me."""
     try:
-        appeals.claim_appeal(current_user, appeal_id, address=request.remote_addr)
+        reviews.claim_appeal(current_user, appeal_id, address=request.remote_addr)
     except ValidationError as error:
         flash(str(error), "error")
     else:
@@ -54,7 +54,7 @@ def claim(appeal_id: int):
 @bp.get("/<int:appeal_id>")
 def appeal(appeal_id: int):
     """The appeal: findings with the seller's claims, evidence, components, scan details."""
-    view = appeals.review_view(current_user, appeal_id)
+    view = reviews.review_view(current_user, appeal_id)
     return render("reviews/appeal.html", "decision_panel", view=view, error=None)
 
 
@@ -63,14 +63,14 @@ def decide_claim(appeal_id: int, claim_id: int):
     """Accept or reject one claim with a note; an HTMX request gets its row back."""
     error = None
     try:
-        appeals.decide_claim(current_user, claim_id, request.form.get("verdict", ""),
+        reviews.decide_claim(current_user, claim_id, request.form.get("verdict", ""),
                              request.form.get("note", ""), address=request.remote_addr)
     except ValidationError as exc:
         error = str(exc)
     if not wants_fragment():
         flash(error or "Decision saved.", "error" if error else "success")
         return redirect(url_for("reviews.appeal", appeal_id=appeal_id))
-    view = appeals.review_view(current_user, appeal_id)
+    view = reviews.review_view(current_user, appeal_id)
     row = next(r for r in view.rows if r.claim is not None and r.claim.id == claim_id)
     response = make_response(render("reviews/appeal.html", "claim_row", view=view, row=row,
                                     error=error))
@@ -83,7 +83,7 @@ def decide_claim(appeal_id: int, claim_id: int):
 def decide(appeal_id: int):
     """Close the appeal: Approved when every blocking finding is accepted, else Rejected."""
     try:
-        decided = appeals.decide_appeal(current_user, appeal_id, request.form.get("comment", ""),
+        decided = reviews.decide_appeal(current_user, appeal_id, request.form.get("comment", ""),
                                         address=request.remote_addr)
     except ValidationError as error:
         flash(str(error), "error")

@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from portal import storage
 from portal.extensions import db
 from portal.models import Asset, AssetKind, AssetVersion, User, VersionStatus
-from portal.services import scans, state
+from portal.services import access, scans, state
 from portal.services.audit import record_event
-from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.services.errors import Forbidden, ValidationError
 from portal.timeutil import utcnow
 
 NAME_RE = re.compile(r"[A-Za-z0-9_()\-]+")
@@ -129,7 +129,7 @@ def check_new_asset(owner: User, *, name: str, kind: str, description: str,
 
 def check_modifiable(actor: User, version_id: int, filename: str) -> AssetVersion:
     """The actor's version, if it may get a new package named ``filename`` now."""
-    version = _owned_version(actor, version_id)
+    version = access.changeable_version(actor, version_id)
     reason = state.refusal(version, "submit")
     if reason is not None:
         raise ValidationError(reason, "package")
@@ -207,7 +207,7 @@ def _reserve(owner: User, name: str, kind: AssetKind, description: str,
 
 def submit_version(actor: User, version_id: int, *, address: str | None = None) -> AssetVersion:
     """Send a draft version (with a package) for scanning."""
-    version = _owned_version(actor, version_id)
+    version = access.changeable_version(actor, version_id)
     if not version.package_key:
         raise ValidationError("Upload a package before submitting.", "package")
     scan = _submit(version, actor, address)
@@ -380,7 +380,7 @@ def delete_asset(actor: User, asset_id: int, *, address: str | None = None) -> N
 
     Objects that cannot be removed now are left to the orphan sweeper.
     """
-    asset = get_asset(actor, asset_id)
+    asset = access.get_asset(actor, asset_id)
     if asset.owner_id != actor.id:
         raise Forbidden("Only the owner can delete an asset.")
     reason = deletion_blocker(asset)
@@ -413,37 +413,6 @@ def _delete_objects(keys: list[str]) -> None:
 
 
 # --- find and list ---------------------------------------------------------------
-
-def get_asset(actor: User, asset_id: int) -> Asset:
-    """The asset if ``actor`` may see it: its owner, or any reviewer or operator.
-
-    Anyone else gets NotFound, exactly as for an asset that does not exist.
-    """
-    asset = db.session.get(Asset, asset_id)
-    if asset is None or not _may_see(actor, asset):
-        raise NotFound("No such asset.")
-    return asset
-
-
-def get_version(actor: User, version_id: int) -> AssetVersion:
-    """The version if ``actor`` may see its asset; NotFound otherwise."""
-    version = db.session.get(AssetVersion, version_id)
-    if version is None or not _may_see(actor, version.asset):
-        raise NotFound("No such version.")
-    return version
-
-
-def _owned_version(actor: User, version_id: int) -> AssetVersion:
-    """A version the actor may change: only the owner changes packages."""
-    version = get_version(actor, version_id)
-    if version.asset.owner_id != actor.id:
-        raise Forbidden("Only the owner can change this version.")
-    return version
-
-
-def _may_see(actor: User, asset: Asset) -> bool:
-    return actor is not None and (asset.owner_id == actor.id or actor.is_reviewer)
-
 
 def list_assets(actor: User, *, q: str = "", status: str | None = None, kind: str | None = None,
                 sort: str = "-updated", page: int = 1, per_page: int = 20) -> Page:

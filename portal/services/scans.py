@@ -22,9 +22,9 @@ from portal import queue, storage
 from portal.extensions import db
 from portal.models import AssetVersion, Scan, ScanComponent, ScanFinding, ScanState, User
 from portal.models import VersionStatus
-from portal.services import appeals, state
+from portal.services import access, false_positives, state
 from portal.services.audit import record_event
-from portal.services.errors import NotFound
+from portal.services.errors import Forbidden, InvalidTransition, NotFound
 from portal.timeutil import utcnow
 
 #: Stage of the scanner -> (words shown on the badge, share of the whole scan in percent).
@@ -204,7 +204,7 @@ def complete_scan(scan_id: int, result, report_key: str | None, sbom_key: str | 
         db.session.rollback()
         return scan
     _store_result(scan, result)
-    verdict = appeals.apply_accepted(scan)  # findings accepted on appeal no longer block
+    verdict = false_positives.apply_accepted(scan)  # findings accepted on appeal no longer block
     scan.report_key, scan.sbom_key, scan.summary_key = report_key, sbom_key, summary_key
     scan.state, scan.stage, scan.progress = ScanState.done, "done", 100
     scan.finished_at = scan.heartbeat_at = utcnow()
@@ -303,8 +303,6 @@ def _requeue_lost_jobs(cutoff: datetime) -> int:
 
 def retry_scan(actor: User, scan_id: int, *, address: str | None = None) -> Scan:
     """An operator starts a failed scan over: a new scan of the same package."""
-    from portal.services.errors import Forbidden, InvalidTransition
-
     if not actor.is_operator:
         raise Forbidden("Only operators can retry scans.")
     old = db.session.get(Scan, scan_id)
@@ -378,9 +376,7 @@ def sbom_download(actor: User, version_id: int) -> tuple[str, bytes]:
 
 
 def _downloadable(actor: User, version_id: int) -> tuple[AssetVersion, Scan]:
-    from portal.services.assets import get_version
-
-    version = get_version(actor, version_id)
+    version = access.get_version(actor, version_id)
     scan = latest_report_scan(version)
     if scan is None:
         raise NotFound("This version has no report yet.")

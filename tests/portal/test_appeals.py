@@ -21,7 +21,7 @@ from portal.models import (
     AcceptedFalsePositive, Appeal, AppealClaim, AppealEvidence, AuditEvent, CalendarDay,
     ClaimVerdict, Notification, Role, VersionStatus,
 )
-from portal.services import appeals, calendar, scans, sla, state
+from portal.services import appeals, calendar, false_positives, reviews, scans, sla, state
 from portal.services.appeals import ClaimInput
 from portal.services.errors import Forbidden, NotFound, ValidationError
 from portal.timeutil import utcnow
@@ -55,10 +55,10 @@ def make_rejected(factories, seller=None, *, result=None, name=None):
 
 def complete(scan, result):
     """Write the report as the worker does and complete the scan."""
-    accepted = appeals.accepted_for_scan(scan.id)
+    accepted = false_positives.accepted_for_scan(scan.id)
     version = scan.version
     ids = (version.asset.owner_id, version.asset_id, version.id, scan.id)
-    data = write_report(replace(result, verdict=appeals.effective_verdict(result, accepted)),
+    data = write_report(replace(result, verdict=false_positives.effective_verdict(result, accepted)),
                         report_id=f"scan-{scan.id}", secret=SECRET, asset_name=version.asset.name,
                         version_label=version.label, accepted=accepted)
     storage.put_bytes(storage.report_key(*ids), data)
@@ -109,8 +109,8 @@ def snapshot() -> tuple:
 
 def decide_all(reviewer, appeal, verdict="accepted", note="checked"):
     for claim in appeal.disputed:
-        appeals.decide_claim(reviewer, claim.id, verdict, note)
-    return appeals.decide_appeal(reviewer, appeal.id, "done")
+        reviews.decide_claim(reviewer, claim.id, verdict, note)
+    return reviews.decide_appeal(reviewer, appeal.id, "done")
 
 
 def actions(subject_type: str) -> list[str]:
@@ -330,13 +330,13 @@ def test_a_reviewer_never_works_on_an_appeal_of_their_own_asset(factories, revie
     appeal = submit(own, all_yes(report_of(own)))
     claim = appeal.disputed[0]
     with pytest.raises(Forbidden):
-        appeals.claim_appeal(reviewer, appeal.id)
+        reviews.claim_appeal(reviewer, appeal.id)
     with pytest.raises(Forbidden):
-        appeals.decide_claim(reviewer, claim.id, "accepted", "fine")
+        reviews.decide_claim(reviewer, claim.id, "accepted", "fine")
     with pytest.raises(Forbidden):
-        appeals.decide_appeal(reviewer, appeal.id)
-    row = appeals.reviewer_queue(reviewer)[0]
-    assert row.own and not appeals.review_view(reviewer, appeal.id).can_decide
+        reviews.decide_appeal(reviewer, appeal.id)
+    row = reviews.reviewer_queue(reviewer)[0]
+    assert row.own and not reviews.review_view(reviewer, appeal.id).can_decide
     db.session.refresh(own)
     assert own.status is VersionStatus.reviewing and claim.verdict is None
 
@@ -344,12 +344,12 @@ def test_a_reviewer_never_works_on_an_appeal_of_their_own_asset(factories, revie
 def test_sellers_do_not_see_the_queue_or_other_sellers_appeals(factories, rejected):
     appeal = submit(rejected, all_yes(report_of(rejected)))
     seller, stranger = rejected.asset.owner, factories.user()
-    for call in (lambda u: appeals.reviewer_queue(u), lambda u: appeals.queue_counts(u),
-                 lambda u: appeals.review_view(u, appeal.id),
-                 lambda u: appeals.claim_appeal(u, appeal.id),
-                 lambda u: appeals.decide_claim(u, appeal.disputed[0].id, "accepted")):
+    for call in (lambda u: reviews.reviewer_queue(u), lambda u: reviews.queue_counts(u),
+                 lambda u: reviews.review_view(u, appeal.id),
+                 lambda u: reviews.claim_appeal(u, appeal.id),
+                 lambda u: reviews.decide_claim(u, appeal.disputed[0].id, "accepted")):
         for user in (seller, stranger):
-            with pytest.raises(NotFound):
+            with pytest.raises(Forbidden, match="Only reviewers and operators"):
                 call(user)
     with pytest.raises(NotFound):
         appeals.get_appeal(stranger, appeal.id)
@@ -374,44 +374,44 @@ def test_the_queue_is_ordered_by_due_time_with_flags_and_filters(factories, revi
     closed = _open_appeal(factories, datetime(2026, 3, 2, 15, 59, 59))
     appeals.withdraw_appeal(closed.seller, closed.id)
 
-    rows = appeals.reviewer_queue(reviewer, now=now)
+    rows = reviews.reviewer_queue(reviewer, now=now)
     assert [r.appeal.id for r in rows] == [overdue.id, today.id, tomorrow.id, later.id]
     assert [(r.due.overdue, r.due.due_today, r.due.countdown) for r in rows] == [
         (True, False, "overdue"), (False, True, "due today"),
         (False, False, "due in 1 working day"), (False, False, "due in 2 working days")]
     assert [r.due.css for r in rows] == ["due-overdue", "due-today", "due-soon", "due-later"]
-    ids = {f: [r.appeal.id for r in appeals.reviewer_queue(reviewer, filter=f, now=now)]
+    ids = {f: [r.appeal.id for r in reviews.reviewer_queue(reviewer, filter=f, now=now)]
            for f in ("overdue", "mine", "unassigned")}
     assert ids == {"overdue": [overdue.id], "mine": [later.id],
                    "unassigned": [overdue.id, tomorrow.id]}
     with pytest.raises(ValidationError):
-        appeals.reviewer_queue(reviewer, filter="everything")
-    counts = appeals.queue_counts(reviewer, now=now)
+        reviews.reviewer_queue(reviewer, filter="everything")
+    counts = reviews.queue_counts(reviewer, now=now)
     assert (counts.open, counts.overdue, counts.mine, counts.unread) == (4, 1, 1, 0)
 
 
 def test_claiming_assigns_once_and_operators_may_take_over(factories, reviewer, rejected):
     appeal = submit(rejected, all_yes(report_of(rejected)))
-    appeals.claim_appeal(reviewer, appeal.id)
+    reviews.claim_appeal(reviewer, appeal.id)
     assert appeal.reviewer_id == reviewer.id and appeal.assigned_at is not None
     with pytest.raises(ValidationError, match="Rita Reviewer already reviews this appeal"):
-        appeals.claim_appeal(factories.user(Role.reviewer), appeal.id)
+        reviews.claim_appeal(factories.user(Role.reviewer), appeal.id)
     operator = factories.user(Role.operator)
-    appeals.claim_appeal(operator, appeal.id)
+    reviews.claim_appeal(operator, appeal.id)
     assert appeal.reviewer_id == operator.id
     assert actions("appeals") == ["appeal.submit", "appeal.claim", "appeal.claim"]
 
 
 def test_every_blocking_finding_accepted_approves_the_version(rejected, reviewer):
     appeal = submit(rejected, all_yes(report_of(rejected)))
-    view = appeals.review_view(reviewer, appeal.id)
+    view = reviews.review_view(reviewer, appeal.id)
     assert view.undecided == 3 and not view.can_decide
     with pytest.raises(ValidationError, match="every disputed finding first"):
-        appeals.decide_appeal(reviewer, appeal.id)
+        reviews.decide_appeal(reviewer, appeal.id)
     for claim in appeal.disputed:
-        appeals.decide_claim(reviewer, claim.id, "accepted", address="198.51.100.4")
-    assert appeals.review_view(reviewer, appeal.id).outcome == "accepted"
-    appeals.decide_appeal(reviewer, appeal.id, "All three are false positives.")
+        reviews.decide_claim(reviewer, claim.id, "accepted", address="198.51.100.4")
+    assert reviews.review_view(reviewer, appeal.id).outcome == "accepted"
+    reviews.decide_appeal(reviewer, appeal.id, "All three are false positives.")
 
     db.session.refresh(rejected)
     assert rejected.status is VersionStatus.approved
@@ -426,7 +426,7 @@ def test_every_blocking_finding_accepted_approves_the_version(rejected, reviewer
         select(AuditEvent).where(AuditEvent.action == "appeal.decide")).one()
     assert decision.actor_id == reviewer.id and decision.after["decision"] == "accepted"
     with pytest.raises(ValidationError, match="already closed"):
-        appeals.decide_appeal(reviewer, appeal.id)
+        reviews.decide_appeal(reviewer, appeal.id)
 
 
 def test_one_rejected_claim_rejects_the_version_with_the_notes_shown_to_the_seller(rejected,
@@ -434,14 +434,14 @@ def test_one_rejected_claim_rejects_the_version_with_the_notes_shown_to_the_sell
     appeal = submit(rejected, all_yes(report_of(rejected)))
     virus, vuln, unscanned = sorted(appeal.disputed, key=lambda c: ROW[c.finding_fingerprint])
     with pytest.raises(ValidationError, match="Say why"):
-        appeals.decide_claim(reviewer, vuln.id, "rejected", "  ")
+        reviews.decide_claim(reviewer, vuln.id, "rejected", "  ")
     with pytest.raises(ValidationError, match="accept or reject"):
-        appeals.decide_claim(reviewer, vuln.id, "maybe", "")
-    appeals.decide_claim(reviewer, virus.id, "accepted", "")
-    appeals.decide_claim(reviewer, vuln.id, "rejected", "full_load is called in src/config.py")
-    appeals.decide_claim(reviewer, unscanned.id, "accepted", "")
-    assert appeals.review_view(reviewer, appeal.id).outcome == "denied"
-    appeals.decide_appeal(reviewer, appeal.id, "Upgrade PyYAML to 5.3.1.")
+        reviews.decide_claim(reviewer, vuln.id, "maybe", "")
+    reviews.decide_claim(reviewer, virus.id, "accepted", "")
+    reviews.decide_claim(reviewer, vuln.id, "rejected", "full_load is called in src/config.py")
+    reviews.decide_claim(reviewer, unscanned.id, "accepted", "")
+    assert reviews.review_view(reviewer, appeal.id).outcome == "denied"
+    reviews.decide_appeal(reviewer, appeal.id, "Upgrade PyYAML to 5.3.1.")
 
     db.session.refresh(rejected)
     assert rejected.status is VersionStatus.rejected
@@ -499,8 +499,8 @@ def test_a_rejected_claim_keeps_blocking_on_a_rescan(rejected, reviewer):
     appeal = submit(rejected, all_yes(report_of(rejected)))
     for claim in appeal.disputed:
         verdict = "rejected" if claim.finding_fingerprint == VULN_ID else "accepted"
-        appeals.decide_claim(reviewer, claim.id, verdict, "see note")
-    appeals.decide_appeal(reviewer, appeal.id)
+        reviews.decide_claim(reviewer, claim.id, verdict, "see note")
+    reviews.decide_appeal(reviewer, appeal.id)
     scan = complete(_rescan(rejected), scan_result())
     db.session.refresh(rejected)
     assert rejected.status is VersionStatus.rejected and scan.verdict == "rejected"
@@ -537,7 +537,7 @@ def test_reminders_notify_reviewers_once_per_kind(factories, reviewer):
         (reviewer.id, "due_soon", appeal.id), (operator.id, "due_soon", appeal.id)]
     assert f"Appeal #{appeal.id}" in notes[0].text and "2026-03-05 23:59 GMT+08:00" in notes[0].text
 
-    appeals.claim_appeal(reviewer, appeal.id)
+    reviews.claim_appeal(reviewer, appeal.id)
     assert sla.send_reminders(now=datetime(2026, 3, 6, 1, 0)) == 1  # Friday: overdue
     assert sla.send_reminders(now=datetime(2026, 3, 7, 1, 0)) == 0
     overdue = db.session.scalars(select(Notification).where(Notification.kind == "overdue")).all()

@@ -11,7 +11,7 @@ import pytest
 
 from portal.extensions import db
 from portal.models import Appeal, Role, VersionStatus
-from portal.services import appeals, sla
+from portal.services import reviews, sla
 from tests.portal.test_appeals import (
     BLOCKING, REASON, VULN_ID, all_yes, filled, make_rejected, report_of, submit,
 )
@@ -61,7 +61,7 @@ def call(client, method: str, url: str, **kwargs):
 @pytest.mark.parametrize("route", ["queue", "appeal", "claim", "decide_claim", "decide",
                                    "notifications", "notifications_read"])
 @pytest.mark.parametrize("who, expected", [
-    (None, 302), ("seller", 404), ("other", 404), ("reviewer", (200, 302)),
+    (None, 302), ("seller", 403), ("other", 403), ("reviewer", (200, 302)),
     ("operator", (200, 302))])
 def test_reviewer_pages_by_role(client, auth, world, route, who, expected):
     if who:
@@ -248,8 +248,8 @@ def test_the_reviewing_badge_polls_until_the_decision(client, auth, world):
     assert 'hx-trigger="every 5s"' in reviewing.get_data(as_text=True)
     assert "HX-Trigger" not in reviewing.headers  # no completion event on every poll
     for claim in world.appeal.disputed:
-        appeals.decide_claim(world.reviewer, claim.id, "accepted")
-    appeals.decide_appeal(world.reviewer, world.appeal.id)
+        reviews.decide_claim(world.reviewer, claim.id, "accepted")
+    reviews.decide_appeal(world.reviewer, world.appeal.id)
     decided = client.get(url, headers=HX)
     html = decided.get_data(as_text=True)
     assert "Approved" in html and "hx-trigger" not in html

@@ -6,7 +6,7 @@ import pytest
 
 from portal import storage
 from portal.models import Asset, AssetVersion, AuditEvent, Role, Scan, VersionStatus
-from portal.services import assets
+from portal.services import access, assets
 from portal.services.errors import Forbidden, NotFound, ValidationError
 from tests.portal.factories import PACKAGES
 
@@ -139,9 +139,9 @@ def test_another_seller_gets_not_found_everywhere(app, factories):
     owner, other = factories.user(), factories.user()
     version = factories.version(factories.asset(owner), package=CLEAN)
     with pytest.raises(NotFound):
-        assets.get_asset(other, version.asset_id)
+        access.get_asset(other, version.asset_id)
     with pytest.raises(NotFound):
-        assets.get_version(other, version.id)
+        access.get_version(other, version.id)
     with pytest.raises(NotFound):
         assets.submit_version(other, version.id)
     with pytest.raises(NotFound):
@@ -154,7 +154,7 @@ def test_another_seller_gets_not_found_everywhere(app, factories):
 def test_reviewers_see_every_asset_but_change_none(app, factories):
     version = factories.version(package=CLEAN)
     reviewer = factories.user(Role.reviewer)
-    assert assets.get_version(reviewer, version.id) == version
+    assert access.get_version(reviewer, version.id) == version
     assert assets.list_assets(reviewer).total == 1
     with pytest.raises(Forbidden):
         assets.submit_version(reviewer, version.id)

@@ -11,7 +11,7 @@ from rq import Queue, SimpleWorker
 from portal import queue
 from portal.extensions import db
 from portal.models import Role, VersionStatus
-from portal.services import appeals, assets, scans
+from portal.services import appeals, assets, reviews, scans
 from tests.portal.factories import PACKAGES
 from worker import jobs
 
@@ -59,8 +59,8 @@ def test_accepted_findings_do_not_block_when_the_same_package_is_scanned_again(
         _claim_every_blocking_finding(seller, version)))
     assert sorted(c.finding_fingerprint for c in appeal.disputed) == blocking
     for claim in appeal.disputed:
-        appeals.decide_claim(reviewer, claim.id, "accepted", "not reachable")
-    appeals.decide_appeal(reviewer, appeal.id)
+        reviews.decide_claim(reviewer, claim.id, "accepted", "not reachable")
+    reviews.decide_appeal(reviewer, appeal.id)
     db.session.refresh(version)
     assert version.status is VersionStatus.approved
 
