@@ -1,5 +1,5 @@
-"""Operating-system packages: dpkg, apk, rpm (sqlite) and opkg databases, and the rpm
-manifest of CBL-Mariner / Azure Linux distroless images.
+"""Operating-system packages: dpkg, apk, rpm (sqlite and Berkeley DB) and opkg databases,
+and the rpm manifest of CBL-Mariner / Azure Linux distroless images.
 
 OSV's distribution advisories (DSA/DLA, Alpine secdb) name *source* packages, so
 Debian and Alpine components are named by their source package (``Source:`` /
@@ -30,6 +30,8 @@ _DPKG = ("var/lib/dpkg/status",)
 _DPKG_DIR = "var/lib/dpkg/status.d/"
 _APK = "lib/apk/db/installed"
 _RPMDB = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
+#: The Berkeley DB hash database of rpm before 4.16 (RHEL/CentOS 7 and 8, Amazon Linux 2)
+_RPM_BDB = ("var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages")
 #: ``rpm -qa`` output that Mariner / Azure Linux distroless images keep instead of a database
 _RPM_MANIFEST = "var/lib/rpmmanifest/container-manifest-2"
 #: OpenWrt's package database (firmware images and their root file systems)
@@ -184,7 +186,12 @@ def rpm_packages(path: Path) -> list[dict[int, object]]:
 
 
 def rpmdb(path: Path, location: str) -> list[Component]:
-    headers = [h for h in rpm_packages(path) if h.get(_NAME) and h.get(_NAME) != "gpg-pubkey"]
+    if path.name == "Packages":
+        blobs = berkeley_hash_values(path.read_bytes()) if _small(path) else []
+        packages = [h for h in map(_header_or_none, blobs) if h]
+    else:
+        packages = rpm_packages(path)
+    headers = [h for h in packages if h.get(_NAME) and h.get(_NAME) != "gpg-pubkey"]
     names = {h[_NAME] for h in headers}
     ecosystem, namespace = next(
         ((eco, ns) for pkg, eco, ns in _RPM_DISTROS if pkg in names), ("Red Hat", "redhat")
@@ -211,6 +218,80 @@ def rpmdb(path: Path, location: str) -> list[Component]:
             )
         )
     return found
+
+
+# Berkeley DB hash databases: page types, item types, magic
+_P_HASH_UNSORTED, _P_OVERFLOW, _P_HASH = 2, 7, 13
+_H_KEYDATA, _H_OFFPAGE = 1, 3
+_HASH_MAGIC = 0x061561
+_PAGE_HEADER = 26
+
+
+def _header_or_none(blob: bytes) -> dict[int, object] | None:
+    """A package's header; None for rpm's own records (record 0 counts instances)."""
+    try:
+        return rpm_header(blob) if len(blob) >= 8 else None
+    except (ValueError, struct.error):
+        return None
+
+
+def _small(path: Path) -> bool:
+    return path.stat().st_size <= _BDB_MAX
+
+
+#: The largest rpm Berkeley DB read (a full RHEL 7 system's is 100-200 MB).
+_BDB_MAX = 1024 * 1024 * 1024
+
+
+def berkeley_hash_values(data: bytes) -> list[bytes]:
+    """The data items of a Berkeley DB hash database (rpm's ``Packages``), in page order.
+
+    Items on a page are key, data, key, data...; a large one lives in a chain of
+    overflow pages. Byte order is the creating machine's, told by the magic.
+    """
+    for order in "<>":
+        magic, _version, pagesize = struct.unpack_from(order + "III", data, 12)
+        if magic == _HASH_MAGIC:
+            break
+    else:
+        raise ValueError("not a Berkeley DB hash database")
+    if pagesize < 512 or pagesize > 65536 or pagesize & (pagesize - 1):
+        raise ValueError("Berkeley DB page size is not a power of two from 512 to 64K")
+    if data[24]:
+        raise ValueError("the Berkeley DB database is encrypted")
+    values, pages = [], len(data) // pagesize
+    for pgno in range(1, pages):
+        page = memoryview(data)[pgno * pagesize : (pgno + 1) * pagesize]
+        if page[25] not in (_P_HASH, _P_HASH_UNSORTED):
+            continue
+        (entries,) = struct.unpack_from(order + "H", page, 20)
+        if _PAGE_HEADER + 2 * entries > pagesize:
+            continue
+        offsets = struct.unpack_from(f"{order}{entries}H", page, _PAGE_HEADER)
+        for i in range(1, entries, 2):  # items alternate key, data
+            at, end = offsets[i], offsets[i - 1]
+            if not _PAGE_HEADER <= at < end <= pagesize:
+                continue
+            if page[at] == _H_KEYDATA:
+                values.append(bytes(page[at + 1 : end]))
+            elif page[at] == _H_OFFPAGE and at + 12 <= end:
+                first, length = struct.unpack_from(order + "II", page, at + 4)
+                values.append(_overflow(data, order, pagesize, first, length))
+    return values
+
+
+def _overflow(data: bytes, order: str, pagesize: int, pgno: int, length: int) -> bytes:
+    """An item kept in a chain of overflow pages; a broken chain gives what it held."""
+    out, seen = bytearray(), set()
+    while pgno and len(out) < min(length, _HEADER_MAX) and pgno not in seen:
+        seen.add(pgno)
+        start = pgno * pagesize
+        if start + pagesize > len(data) or data[start + 25] != _P_OVERFLOW:
+            break
+        next_pgno, _entries, used = struct.unpack_from(order + "IHH", data, start + 16)
+        out += data[start + _PAGE_HEADER : start + _PAGE_HEADER + min(used, pagesize - 26)]
+        pgno = next_pgno
+    return bytes(out[:length])
 
 
 def rpm_manifest(text: str, location: str) -> list[Component]:
@@ -339,7 +420,7 @@ def _wanted_apk(path: str) -> bool:
 
 
 def _wanted_rpm(path: str) -> bool:
-    return any(path == s or path.endswith("/" + s) for s in _RPMDB)
+    return any(path == s or path.endswith("/" + s) for s in (*_RPMDB, *_RPM_BDB))
 
 
 def _wanted_manifest(path: str) -> bool:

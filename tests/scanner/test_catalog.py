@@ -306,10 +306,8 @@ def test_java_jars_nested_in_a_war(tmp_path):
             "2.9.10.1",
             f"{lib}/fat.jar!/META-INF/maven/com.fasterxml.jackson.core/jackson-databind/pom.properties",
         ),
-        ("Maven", "legacy-lib", "2.1", f"{lib}/legacy.jar!/META-INF/MANIFEST.MF"),
-    }
+    }  # legacy.jar: a title and a version, no group id: nothing a Maven advisory could name
     assert "pkg:maven/org.apache.commons/commons-text@1.9" in purls(components)
-    assert "pkg:maven/legacy-lib@2.1" in purls(components)
 
 
 # -- Go -------------------------------------------------------------------------------
@@ -946,3 +944,61 @@ def test_opkg_status(tmp_path):
 ])
 def test_os_manifests_that_are_not_text_give_nothing(tmp_path, where):
     assert scan(tmp_path, {where: bytes(range(256)) * 64}) == []
+
+
+def berkeley_rpmdb(tmp_path: Path, packages: list[dict[int, str | int]], pagesize=4096,
+                   lorder: int = 1234) -> bytes:
+    """rpm's Packages as Berkeley DB writes it: db_load builds the hash database from
+    (instance number, header blob) pairs, record 0 holding the next instance number."""
+    lines = ["VERSION=3", "format=bytevalue", "type=hash", f"db_pagesize={pagesize}",
+             f"db_lorder={lorder}", "HEADER=END"]
+    records = [(0, struct.pack("<I", len(packages) + 1))]
+    records += [(n, rpm_header(p)) for n, p in enumerate(packages, start=1)]
+    for key, value in records:
+        lines += [" " + struct.pack("<I", key).hex(), " " + value.hex()]
+    lines.append("DATA=END")
+    dump, db = tmp_path / "Packages.dump", tmp_path / "Packages"
+    dump.write_text("\n".join(lines) + "\n")
+    subprocess.run(["db5.3_load", "-f", str(dump), str(db)], check=True)
+    return db.read_bytes()
+
+
+@pytest.mark.skipif(not shutil.which("db5.3_load"), reason="needs db5.3-util (ops/install.sh)")
+def test_rpm_berkeley_db(tmp_path):
+    packages = [
+        # a description longer than a page: the header goes to overflow pages
+        {1000: "openssl-libs", 1001: "1.0.2k", 1002: "19.el7", 1003: 1, 1022: "x86_64",
+         1005: "OpenSSL libraries " * 600},
+        {1000: "bash", 1001: "4.2.46", 1002: "34.el7", 1022: "x86_64"},
+        {1000: "centos-release", 1001: "7", 1002: "9.2009.0.el7.centos", 1022: "x86_64"},
+        {1000: "gpg-pubkey", 1001: "f4a80eb5", 1002: "53a7ff4b"},
+    ] + [{1000: f"lib{n}", 1001: "1.0", 1002: "1.el7", 1022: "noarch"} for n in range(300)]
+    db = berkeley_rpmdb(tmp_path, packages)
+    assert len(db) > 4 * 4096  # several pages, overflow pages among them
+    components = scan(tmp_path, {
+        "centos7/var/lib/rpm/Packages": db,
+        "bad/var/lib/rpm/Packages": b"not a database" * 100,
+    })  # fmt: skip
+    at = "centos7/var/lib/rpm/Packages"
+    got = found(components)
+    assert {("Red Hat", "openssl-libs", "1:1.0.2k-19.el7", at),
+            ("Red Hat", "bash", "4.2.46-34.el7", at),
+            ("Red Hat", "centos-release", "7-9.2009.0.el7.centos", at)} <= got
+    assert len(got) == 3 + 300  # every package once, no gpg-pubkey, nothing from the bad one
+
+
+@pytest.mark.skipif(not shutil.which("db5.3_load"), reason="needs db5.3-util (ops/install.sh)")
+def test_rpm_berkeley_db_big_endian_and_broken_chains(tmp_path):
+    from scanner.catalogers.distro import berkeley_hash_values
+
+    data = bytearray(berkeley_rpmdb(tmp_path, [
+        {1000: "zlib", 1001: "1.2.7", 1002: "18.el7", 1022: "s390x", 1005: "x" * 9000},
+    ], lorder=4321))  # fmt: skip
+    assert data[12:16] == bytes.fromhex("00061561")  # written big-endian
+    values = berkeley_hash_values(bytes(data))
+    assert any(b"zlib" in v and len(v) > 9000 for v in values)
+    # every overflow page turned into a loop onto itself: reading stops, nothing hangs
+    for start in range(4096, len(data), 4096):
+        if data[start + 25] == 7:
+            data[start + 16 : start + 20] = struct.pack(">I", start // 4096)
+    assert all(len(v) <= 9000 + 4096 for v in berkeley_hash_values(bytes(data)))
