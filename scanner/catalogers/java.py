@@ -1,23 +1,63 @@
-"""Java: Maven coordinates from jars, wars and ears (nested ones too).
+"""Java: Maven coordinates from jars, wars, ears and Jenkins plugins, ``pom.xml``
+and ``gradle.lockfile``.
 
-``META-INF/maven/<group>/<artifact>/pom.properties`` is the authority. Only an
-archive that holds no pom.properties at all falls back to the main section of
-its ``META-INF/MANIFEST.MF`` (Implementation-Title and -Version), and then no
-group id is invented: the component is named by its title alone.
+Archives (nested ones too):
+
+* ``META-INF/maven/<group>/<artifact>/pom.properties`` is the authority.
+* An archive whose ``META-INF/maven/<group>/<artifact>/`` holds only ``pom.xml``
+  is named by that path and the pom's version (its own, else its parent's).
+* A Jenkins plugin (``.hpi``/``.jpi``) is named by its manifest's ``Group-Id``,
+  ``Short-Name`` and ``Plugin-Version`` when no pom names it.
+* An archive with no Maven descriptor at all is named from its manifest only when
+  the manifest and the file name agree on a real ``groupId:artifactId``: the file
+  is ``<artifact>-<version>.jar``, a manifest version is that version, and the
+  group is the ``Implementation-Vendor-Id`` or what the ``Bundle-SymbolicName``
+  leaves once the artifact is taken off (the maven-bundle-plugin's rule run
+  backwards). Otherwise nothing is reported: a Maven component without its
+  group id is one no advisory can match.
+
+``pom.xml`` files a package holds (a project's sources): each dependency with a
+version, ``${property}`` references resolved from the pom, its parents found in
+the package (``relativePath`` or the parent's coordinates) and
+``dependencyManagement`` (imported BOMs included when the package holds them).
+Scope ``test`` is dev; ``provided``, ``system`` and ``<optional>true`` are
+optional. A dependency whose version cannot be resolved from what the package
+holds is not reported. ``gradle.lockfile``: every locked module; one locked only
+for test configurations is dev.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
-from scanner.catalogers._common import component, container, each, inner, read_text
+from scanner.catalogers._common import (
+    component,
+    container,
+    each,
+    inner,
+    leaf,
+    looks_like_version,
+    read_text,
+)
 from scanner.model import Component
 from scanner.unpack import Member
 
 _POM = re.compile(r"(^|/)META-INF/maven/([^/]+)/([^/]+)/pom\.properties$")
+_EMBEDDED_POM = re.compile(r"(^|/)META-INF/maven/([^/]+)/([^/]+)/pom\.xml$")
 _MANIFEST = "META-INF/MANIFEST.MF"
 _SMALL = 1024 * 1024
+#: A pom larger than this is not parsed.
+_POM_MAX = 4 * 1024 * 1024
+#: Parents followed from one pom, and rounds of ``${...}`` substitution.
+_PARENTS_MAX = 16
+_EXPAND_MAX = 8
+_ARCHIVE_NAME = re.compile(r"^(?P<artifact>[A-Za-z][\w.-]*?)-(?P<version>\d[\w.+-]*)\.(jar|war|ear|hpi|jpi)$")
+_GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
+_PROPERTY = re.compile(r"\$\{([^}]+)\}")
 
 
 def properties(text: str) -> dict[str, str]:
@@ -52,40 +92,416 @@ def manifest(text: str) -> dict[str, str]:
     return values
 
 
-def _pom(member: Member) -> Iterator[Component]:
+def maven(group: str, artifact: str, version: str, location: str, scope: str = "runtime") -> Component:
+    return component(
+        "Maven",
+        f"{group}:{artifact}",
+        version,
+        location,
+        purl_type="maven",
+        namespace=group,
+        purl_name=artifact,
+        scope=scope,
+    )
+
+
+# -- archives ------------------------------------------------------------------------
+
+
+def _pom_properties(member: Member) -> Iterator[Component]:
     match = _POM.search(inner(member.location))
     values = properties(read_text(member, _SMALL) or "")
     group = values.get("groupId") or match.group(2)
     artifact = values.get("artifactId") or match.group(3)
     version = values.get("version", "")
     if group and artifact and version:
-        yield component(
-            "Maven",
-            f"{group}:{artifact}",
-            version,
-            member.location,
-            purl_type="maven",
-            namespace=group,
-            purl_name=artifact,
-        )
+        yield maven(group, artifact, version, member.location)
 
 
-def _manifest(member: Member) -> Iterator[Component]:
+def _embedded_pom(member: Member) -> Iterator[Component]:
+    match = _EMBEDDED_POM.search(inner(member.location))
+    pom = parse_pom(read_text(member, _POM_MAX) or "")
+    if pom is None:
+        return
+    group, artifact = match.group(2), match.group(3)
+    version = pom.expand(pom.version or pom.parent_version)
+    if looks_like_version(version) and "${" not in version:
+        yield maven(group, artifact, version, member.location)
+
+
+def _manifest(member: Member, named: set[tuple[str, str]]) -> Iterator[Component]:
     values = manifest(read_text(member, _SMALL) or "")
-    title = values.get("Implementation-Title", "").strip()
-    version = values.get("Implementation-Version", "").strip()
-    if title and version:
-        yield component("Maven", title, version, member.location, purl_type="maven")
+    # A Jenkins plugin names itself.
+    group = values.get("Group-Id", "")
+    artifact = values.get("Short-Name", "")
+    version = values.get("Plugin-Version", "")
+    if group and artifact and version:
+        if (group, artifact) not in named:
+            yield maven(group, artifact, version, member.location)
+        return
+    if named:
+        return
+    found = _from_file_name(values, leaf(container(member.location)))
+    if found:
+        yield maven(*found, member.location)
+
+
+def _from_file_name(values: dict[str, str], file_name: str) -> tuple[str, str, str] | None:
+    """(group, artifact, version) when the manifest and the archive's name agree."""
+    name = _ARCHIVE_NAME.match(file_name)
+    if not name:
+        return None
+    artifact, version = name.group("artifact"), name.group("version")
+    versions = {
+        values.get(k, "").strip()
+        for k in ("Implementation-Version", "Bundle-Version", "Specification-Version")
+    }
+    if version not in versions:
+        return None
+    vendor = values.get("Implementation-Vendor-Id", "").strip()
+    if _GROUP.match(vendor):
+        return vendor, artifact, version
+    symbolic = values.get("Bundle-SymbolicName", "").split(";", 1)[0].strip()
+    group = _bundle_group(symbolic, artifact)
+    if group and _GROUP.match(group):
+        return group, artifact, version
+    return None
+
+
+def _bundle_group(symbolic: str, artifact: str) -> str | None:
+    """The group id the maven-bundle-plugin made ``symbolic`` from, given the artifact."""
+    if not symbolic:
+        return None
+    if symbolic.endswith("." + artifact):  # com.fasterxml.jackson.core.jackson-core
+        return symbolic[: -len(artifact) - 1]
+    group, _, rest = symbolic.rpartition(".")
+    last = group.rsplit(".", 1)[-1]
+    if group and artifact.startswith(last):  # org.apache.commons:commons-text -> ...commons.text
+        tail = artifact[len(last):].lstrip("-._")
+        if tail and tail.replace("-", ".").replace("_", ".") == rest:
+            return group
+    return None
+
+
+# -- pom.xml ---------------------------------------------------------------------------
+
+
+@dataclass
+class Dependency:
+    group: str
+    artifact: str
+    version: str
+    scope: str
+    optional: bool
+    type: str = "jar"
+
+
+@dataclass
+class Pom:
+    group: str = ""
+    artifact: str = ""
+    version: str = ""
+    parent_group: str = ""
+    parent_artifact: str = ""
+    parent_version: str = ""
+    parent_path: str | None = None
+    props: dict[str, str] = field(default_factory=dict)
+    dependencies: list[Dependency] = field(default_factory=list)
+    managed: list[Dependency] = field(default_factory=list)
+    #: Properties inherited from the parents (set once the parents are known).
+    inherited: dict[str, str] = field(default_factory=dict)
+
+    def builtins(self) -> dict[str, str]:
+        group = self.group or self.parent_group
+        version = self.version or self.parent_version
+        values = {
+            "project.groupId": group,
+            "pom.groupId": group,
+            "groupId": group,
+            "project.artifactId": self.artifact,
+            "pom.artifactId": self.artifact,
+            "artifactId": self.artifact,
+            "project.version": version,
+            "pom.version": version,
+            "version": version,
+            "project.parent.version": self.parent_version,
+            "parent.version": self.parent_version,
+            "project.parent.groupId": self.parent_group,
+            "parent.groupId": self.parent_group,
+        }
+        return {k: v for k, v in values.items() if v}
+
+    def expand(self, value: str) -> str:
+        table = {**self.inherited, **self.props, **self.builtins()}
+        for _ in range(_EXPAND_MAX):
+            if "${" not in value:
+                break
+            value = _PROPERTY.sub(lambda m: table.get(m.group(1).strip(), m.group(0)), value)
+        return value.strip()
+
+
+def _tag(element: ET.Element) -> str:
+    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
+
+
+def _child(element: ET.Element | None, name: str) -> ET.Element | None:
+    if element is None:
+        return None
+    for child in element:
+        if _tag(child) == name:
+            return child
+    return None
+
+
+def _value(element: ET.Element | None, name: str) -> str:
+    child = _child(element, name)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _children(element: ET.Element | None, name: str) -> list[ET.Element]:
+    child = _child(element, name)
+    return [] if child is None else list(child)
+
+
+def _dependencies(section: ET.Element | None) -> list[Dependency]:
+    found = []
+    for dep in _children(section, "dependencies"):
+        if _tag(dep) != "dependency":
+            continue
+        found.append(
+            Dependency(
+                group=_value(dep, "groupId"),
+                artifact=_value(dep, "artifactId"),
+                version=_value(dep, "version"),
+                scope=_value(dep, "scope"),
+                optional=_value(dep, "optional").lower() == "true",
+                type=_value(dep, "type") or "jar",
+            )
+        )
+    return found
+
+
+def parse_pom(text: str) -> Pom | None:
+    """The parts of a pom this cataloger reads, or None for a file that is not a pom."""
+    if "<!ENTITY" in text or "<!DOCTYPE" in text:
+        return None  # a pom has no use for either; entity expansion is refused
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as error:
+        raise ValueError(f"not XML: {error}") from None
+    if _tag(root) != "project":
+        return None
+    pom = Pom(
+        group=_value(root, "groupId"),
+        artifact=_value(root, "artifactId"),
+        version=_value(root, "version"),
+    )
+    parent = _child(root, "parent")
+    if parent is not None:
+        pom.parent_group = _value(parent, "groupId")
+        pom.parent_artifact = _value(parent, "artifactId")
+        pom.parent_version = _value(parent, "version")
+        relative = _child(parent, "relativePath")
+        pom.parent_path = "../pom.xml" if relative is None else (relative.text or "").strip()
+    for prop in _children(root, "properties"):
+        if _tag(prop):
+            pom.props[_tag(prop)] = (prop.text or "").strip()
+    pom.dependencies = _dependencies(root)
+    pom.managed = _dependencies(_child(root, "dependencyManagement"))
+    return pom
+
+
+class _Poms:
+    """Every pom in the package, by path and by coordinates, parsed once."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.by_path: dict[str, tuple[Member, Pom]] = {}
+        self.by_gav: dict[tuple[str, str, str], tuple[str, Pom]] = {}
+        for member in members:
+            path = inner(member.location)
+            if not member.depth or not _is_pom_file(path):
+                continue
+            try:
+                pom = parse_pom(read_text(member, _POM_MAX) or "")
+            except (ValueError, RecursionError):
+                continue
+            if pom is None:
+                continue
+            self.by_path[member.location] = (member, pom)
+            group = pom.group or pom.parent_group
+            version = pom.version or pom.parent_version
+            if group and pom.artifact and version and "${" not in version:
+                self.by_gav.setdefault((group, pom.artifact, version), (member.location, pom))
+
+    def parents(self, location: str, pom: Pom) -> list[Pom]:
+        """The pom's parents found in the package, nearest first."""
+        chain: list[Pom] = []
+        seen = {id(pom)}
+        while pom.parent_artifact and len(chain) < _PARENTS_MAX:
+            parent = None
+            if pom.parent_path:
+                path = posixpath.normpath(posixpath.join(posixpath.dirname(location), pom.parent_path))
+                if not path.endswith(".xml"):
+                    path = f"{path}/pom.xml"
+                hit = self.by_path.get(path)
+                if hit and hit[1].artifact == pom.parent_artifact:
+                    parent, location = hit[1], path
+            if parent is None:
+                hit = self.by_gav.get((pom.parent_group, pom.parent_artifact, pom.parent_version))
+                if hit:
+                    location, parent = hit
+            if parent is None or id(parent) in seen:
+                break
+            seen.add(id(parent))
+            chain.append(parent)
+            pom = parent
+        return chain
+
+
+def _is_pom_file(path: str) -> bool:
+    name = leaf(path)
+    return name == "pom.xml" or name.endswith(".pom")
+
+
+def _inherit(pom: Pom, chain: list[Pom]) -> None:
+    inherited: dict[str, str] = {}
+    for parent in reversed(chain):
+        inherited.update(parent.props)
+    pom.inherited = inherited
+    if not pom.group:
+        pom.group = pom.parent_group
+    if not pom.version:
+        pom.version = pom.parent_version
+
+
+def _managed(pom: Pom, chain: list[Pom], poms: _Poms, depth: int = 0) -> dict[tuple[str, str], Dependency]:
+    """groupId:artifactId -> the managed dependency (versions and scopes expanded)."""
+    table: dict[tuple[str, str], Dependency] = {}
+    for owner in [pom, *chain]:
+        owner_chain = chain[chain.index(owner) + 1:] if owner is not pom else chain
+        if owner is not pom:
+            _inherit(owner, owner_chain)
+        for dep in owner.managed:
+            group, artifact = owner.expand(dep.group), owner.expand(dep.artifact)
+            version = owner.expand(dep.version)
+            if dep.scope == "import" and dep.type == "pom":
+                hit = poms.by_gav.get((group, artifact, version))
+                if hit is not None and depth < _PARENTS_MAX:
+                    bom_location, bom = hit
+                    bom_chain = poms.parents(bom_location, bom)
+                    _inherit(bom, bom_chain)
+                    for key, value in _managed(bom, bom_chain, poms, depth + 1).items():
+                        table.setdefault(key, value)
+                continue
+            table.setdefault(
+                (group, artifact),
+                Dependency(group, artifact, version, owner.expand(dep.scope), dep.optional),
+            )
+    return table
+
+
+_SCOPES = {"test": "dev", "provided": "optional", "system": "optional"}
+
+
+def _project(member: Member, pom: Pom, poms: _Poms) -> Iterator[Component]:
+    chain = poms.parents(member.location, pom)
+    _inherit(pom, chain)
+    managed = _managed(pom, chain, poms)
+    declared: dict[tuple[str, str], Dependency] = {}
+    for owner in [pom, *chain]:  # a parent's dependencies are inherited
+        for dep in owner.dependencies:
+            key = (owner.expand(dep.group), owner.expand(dep.artifact))
+            declared.setdefault(key, Dependency(*key, owner.expand(dep.version),
+                                                owner.expand(dep.scope), dep.optional))
+    for (group, artifact), dep in declared.items():
+        manage = managed.get((group, artifact))
+        version = dep.version or (manage.version if manage else "")
+        scope = dep.scope or (manage.scope if manage else "")
+        if not group or not artifact or "${" in group + artifact + version:
+            continue
+        if not looks_like_version(version) or scope == "import":
+            continue  # no version, or a range: nothing the package says was shipped
+        kind = "optional" if dep.optional else _SCOPES.get(scope, "runtime")
+        yield maven(group, artifact, version, member.location, kind)
+
+
+def _projects(members: list[Member]) -> Iterator[Component]:
+    wanted = [m for m in members if m.depth and leaf(inner(m.location)) == "pom.xml"
+              and not _EMBEDDED_POM.search(inner(m.location))]
+    if not wanted:
+        return
+    poms = _Poms(members)
+    for member in wanted:
+        hit = poms.by_path.get(member.location)
+        if hit is None:
+            continue
+        try:
+            yield from list(_project(member, hit[1], poms))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            continue
+
+
+# -- gradle.lockfile -------------------------------------------------------------------
+
+_TEST_CONFIGURATION = re.compile(r"(^test|Test[A-Z]|Test$)")
+_LOCK_LINE = re.compile(r"^([^:=\s]+):([^:=\s]+):([^:=\s]+)=(.*)$")
+
+
+def _gradle_scope(configurations: str) -> str:
+    names = [c.strip() for c in configurations.split(",") if c.strip()]
+    if names and all(_TEST_CONFIGURATION.search(n) for n in names):
+        return "dev"
+    return "runtime"
+
+
+def _gradle_lock(member: Member) -> Iterator[Component]:
+    for line in (read_text(member) or "").splitlines():
+        found = _LOCK_LINE.match(line.strip())
+        if not found:
+            continue
+        group, artifact, version, configurations = found.groups()
+        yield maven(group, artifact, version, member.location, _gradle_scope(configurations))
+
+
+def _is_gradle_lock(path: str) -> bool:
+    return leaf(path).endswith("gradle.lockfile")
+
+
+# -- the cataloger ----------------------------------------------------------------------
 
 
 def collect(members: Iterable[Member]) -> list[Component]:
     members = list(members)
-    poms = list(each(members, lambda p: bool(_POM.search(p)), _pom))
-    with_pom = {container(m.location) for m in members if _POM.search(inner(m.location))}
-    fallback = [m for m in members if container(m.location) not in with_pom]
-    return poms + list(each(fallback, lambda p: p == _MANIFEST, _manifest))
+    found = list(each(members, lambda p: bool(_POM.search(p)), _pom_properties))
+    described: dict[str, set[tuple[str, str]]] = {}
+    for m in members:
+        hit = _POM.search(inner(m.location))
+        if hit:
+            described.setdefault(container(m.location), set()).add((hit.group(2), hit.group(3)))
+    pom_only = []
+    for m in members:
+        hit = _EMBEDDED_POM.search(inner(m.location))
+        if hit and (hit.group(2), hit.group(3)) not in described.get(container(m.location), set()):
+            pom_only.append(m)
+    found += each(pom_only, lambda p: True, _embedded_pom)
+    for m in pom_only:
+        hit = _EMBEDDED_POM.search(inner(m.location))
+        described.setdefault(container(m.location), set()).add((hit.group(2), hit.group(3)))
+    found += each(
+        members,
+        lambda p: p == _MANIFEST,
+        lambda m: _manifest(m, described.get(container(m.location), set())),
+    )
+    found += _projects(members)
+    found += each(members, _is_gradle_lock, _gradle_lock)
+    return found
 
 
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
-    return path == _MANIFEST or bool(_POM.search(path))
+    return (
+        path == _MANIFEST
+        or bool(_POM.search(path))
+        or _is_pom_file(path)
+        or _is_gradle_lock(path)
+    )
