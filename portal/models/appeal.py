@@ -118,6 +118,10 @@ class AppealEvidence(db.Model):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The engines and rules that examined the file; None: stored before files were
+    #: examined, so it is examined on its first download.
+    scanned_with: Mapped[str | None] = mapped_column(String(255))
+    scanned_at: Mapped[datetime | None]
 
     appeal: Mapped[Appeal] = relationship(back_populates="evidence")
 
