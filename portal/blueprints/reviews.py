@@ -63,7 +63,7 @@ def decide_claim(appeal_id: int, claim_id: int):
     """Accept or reject one claim with a note; an HTMX request gets its row back."""
     error = None
     try:
-        reviews.decide_claim(current_user, claim_id, request.form.get("verdict", ""),
+        reviews.decide_claim(current_user, appeal_id, claim_id, request.form.get("verdict", ""),
                              request.form.get("note", ""), address=request.remote_addr)
     except ValidationError as exc:
         error = str(exc)
@@ -71,7 +71,7 @@ def decide_claim(appeal_id: int, claim_id: int):
         flash(error or "Decision saved.", "error" if error else "success")
         return redirect(url_for("reviews.appeal", appeal_id=appeal_id))
     view = reviews.review_view(current_user, appeal_id)
-    row = next(r for r in view.rows if r.claim is not None and r.claim.id == claim_id)
+    row = view.claim_row(claim_id)
     response = make_response(render("reviews/appeal.html", "claim_row", view=view, row=row,
                                     error=error))
     if error is None:

@@ -110,6 +110,14 @@ class ReviewView:
     def can_decide(self) -> bool:
         return self.appeal.is_open and not self.own and self.undecided == 0
 
+    def claim_row(self, claim_id: int) -> FindingRow:
+        """The row of one of this appeal's claims; NotFound for any other claim."""
+        row = next((r for r in self.rows if r.claim is not None and r.claim.id == claim_id),
+                   None)
+        if row is None:
+            raise NotFound("No such claim on this appeal.")
+        return row
+
 
 def review_view(actor: User, appeal_id: int) -> ReviewView:
     """The appeal page for reviewers: every finding with the seller's claim next to it."""
@@ -121,13 +129,12 @@ def review_view(actor: User, appeal_id: int) -> ReviewView:
                       sum(c.verdict is None for c in appeal.disputed), _unsettled(appeal))
 
 
-def decide_claim(actor: User, claim_id: int, verdict: str, note: str = "", *,
+def decide_claim(actor: User, appeal_id: int, claim_id: int, verdict: str, note: str = "", *,
                  address: str | None = None) -> AppealClaim:
-    """Accept or reject one disputed finding. A rejection needs a note for the seller."""
-    claim = db.session.get(AppealClaim, claim_id)
-    if claim is None:
-        raise NotFound("No such claim.")
-    appeal = _reviewable(actor, claim.appeal_id)
+    """Accept or reject one disputed finding of the appeal. A rejection needs a note for
+    the seller. A claim of another appeal is NotFound, as for a missing one."""
+    appeal = _reviewable(actor, appeal_id)
+    claim = _claim_of(appeal, claim_id)
     verdict, note = _verdict(verdict), (note or "").strip()
     if not claim.false_positive:
         raise ValidationError("The seller did not dispute this finding.")
@@ -186,6 +193,13 @@ def _reviewable(actor: User, appeal_id: int) -> Appeal:
     if not appeal.is_open:
         raise ValidationError("This appeal is already closed.")
     return appeal
+
+
+def _claim_of(appeal: Appeal, claim_id: int) -> AppealClaim:
+    claim = next((c for c in appeal.claims if c.id == claim_id), None)
+    if claim is None:
+        raise NotFound("No such claim on this appeal.")
+    return claim
 
 
 def _require_reviewer(actor: User) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from ops.services import free_port
 from portal import storage
 from portal.extensions import db
+from portal.keys import report_key_for
 from portal.models import (
     AcceptedFalsePositive, Appeal, AppealClaim, AppealEvidence, AuditEvent, CalendarDay,
     ClaimVerdict, Notification, Role, VersionStatus,
@@ -30,7 +31,7 @@ from tests.scanner.report_fixtures import (
     NO_VECTOR_ID, UNSCANNED_ID, VIRUS_ID, VULN_ID, scan_result,
 )
 
-SECRET = "test-secret"  # the portal test config's SECRET_KEY
+SECRET = report_key_for("test-secret")  # reports' key under the test config's SECRET_KEY
 #: Rows of the Findings sheet: one per finding of ``scan_result()``, in order.
 ROW = {VIRUS_ID: 2, VULN_ID: 3, NO_VECTOR_ID: 4, UNSCANNED_ID: 5}
 BLOCKING = (VIRUS_ID, VULN_ID, UNSCANNED_ID)
@@ -58,7 +59,8 @@ def complete(scan, result):
     accepted = false_positives.accepted_for_scan(scan.id)
     version = scan.version
     ids = (version.asset.owner_id, version.asset_id, version.id, scan.id)
-    data = write_report(replace(result, verdict=false_positives.effective_verdict(result, accepted)),
+    verdict = false_positives.effective_verdict(result, accepted)
+    data = write_report(replace(result, verdict=verdict),
                         report_id=f"scan-{scan.id}", secret=SECRET, asset_name=version.asset.name,
                         version_label=version.label, accepted=accepted)
     storage.put_bytes(storage.report_key(*ids), data)
@@ -109,7 +111,7 @@ def snapshot() -> tuple:
 
 def decide_all(reviewer, appeal, verdict="accepted", note="checked"):
     for claim in appeal.disputed:
-        reviews.decide_claim(reviewer, claim.id, verdict, note)
+        reviews.decide_claim(reviewer, claim.appeal_id, claim.id, verdict, note)
     return reviews.decide_appeal(reviewer, appeal.id, "done")
 
 
@@ -173,6 +175,11 @@ def _swap_rows(wb):
         top.value, below.value = below.value, top.value
 
 
+def _alter_binding_hmac(wb):
+    cell = wb["_binding"]["B4"]
+    cell.value = ("0" if cell.value[0] != "0" else "1") + cell.value[1:]
+
+
 REFUSED = {
     "empty file": (lambda d, v: b"", "Choose the filled-in security scan report"),
     "not a workbook": (lambda d, v: b"hello, reviewer", "is not an xlsx workbook"),
@@ -197,10 +204,13 @@ REFUSED = {
     "rows sorted": (lambda d, v: edited(all_yes(d), _swap_rows), "rows were sorted"),
     "row added": (lambda d, v: filled(all_yes(d), A6="extra", F6="Yes"),
                   "Row 6 was added below the findings"),
-    "another portal's report": (
+    "a report issued before the keys changed": (
         lambda d, v: all_yes(write_report(scan_result(), report_id=f"scan-{v.latest_scan.id}",
-                                          secret="another-secret")),
-        "could not be verified: it was not issued by this portal"),
+                                          secret=report_key_for("the-secret-before"))),
+        "This report was issued before the portal's keys changed (or by another portal); "
+        "download a fresh report from the asset page"),
+    "binding altered": (lambda d, v: edited(all_yes(d), _alter_binding_hmac),
+                        "could not be verified: it was not issued by this portal"),
     "an earlier scan's report": (
         lambda d, v: all_yes(write_report(scan_result(), report_id=f"scan-{v.latest_scan.id - 1}",
                                           secret=SECRET)),
@@ -332,7 +342,7 @@ def test_a_reviewer_never_works_on_an_appeal_of_their_own_asset(factories, revie
     with pytest.raises(Forbidden):
         reviews.claim_appeal(reviewer, appeal.id)
     with pytest.raises(Forbidden):
-        reviews.decide_claim(reviewer, claim.id, "accepted", "fine")
+        reviews.decide_claim(reviewer, claim.appeal_id, claim.id, "accepted", "fine")
     with pytest.raises(Forbidden):
         reviews.decide_appeal(reviewer, appeal.id)
     row = reviews.reviewer_queue(reviewer)[0]
@@ -341,13 +351,25 @@ def test_a_reviewer_never_works_on_an_appeal_of_their_own_asset(factories, revie
     assert own.status is VersionStatus.reviewing and claim.verdict is None
 
 
+def test_a_claim_is_decided_only_through_its_own_appeal(factories, reviewer):
+    first, second = make_rejected(factories), make_rejected(factories)
+    one = submit(first, all_yes(report_of(first)))
+    two = submit(second, all_yes(report_of(second)))
+    claim = one.disputed[0]
+    with pytest.raises(NotFound, match="No such claim on this appeal"):
+        reviews.decide_claim(reviewer, two.id, claim.id, "accepted", "fine")
+    db.session.refresh(claim)
+    assert claim.verdict is None and actions("appeal_claims") == []
+    assert reviews.decide_claim(reviewer, one.id, claim.id, "accepted").verdict.value == "accepted"
+
+
 def test_sellers_do_not_see_the_queue_or_other_sellers_appeals(factories, rejected):
     appeal = submit(rejected, all_yes(report_of(rejected)))
     seller, stranger = rejected.asset.owner, factories.user()
     for call in (lambda u: reviews.reviewer_queue(u), lambda u: reviews.queue_counts(u),
                  lambda u: reviews.review_view(u, appeal.id),
                  lambda u: reviews.claim_appeal(u, appeal.id),
-                 lambda u: reviews.decide_claim(u, appeal.disputed[0].id, "accepted")):
+                 lambda u: reviews.decide_claim(u, appeal.id, appeal.disputed[0].id, "accepted")):
         for user in (seller, stranger):
             with pytest.raises(Forbidden, match="Only reviewers and operators"):
                 call(user)
@@ -409,7 +431,7 @@ def test_every_blocking_finding_accepted_approves_the_version(rejected, reviewer
     with pytest.raises(ValidationError, match="every disputed finding first"):
         reviews.decide_appeal(reviewer, appeal.id)
     for claim in appeal.disputed:
-        reviews.decide_claim(reviewer, claim.id, "accepted", address="198.51.100.4")
+        reviews.decide_claim(reviewer, appeal.id, claim.id, "accepted", address="198.51.100.4")
     assert reviews.review_view(reviewer, appeal.id).outcome == "accepted"
     reviews.decide_appeal(reviewer, appeal.id, "All three are false positives.")
 
@@ -434,12 +456,13 @@ def test_one_rejected_claim_rejects_the_version_with_the_notes_shown_to_the_sell
     appeal = submit(rejected, all_yes(report_of(rejected)))
     virus, vuln, unscanned = sorted(appeal.disputed, key=lambda c: ROW[c.finding_fingerprint])
     with pytest.raises(ValidationError, match="Say why"):
-        reviews.decide_claim(reviewer, vuln.id, "rejected", "  ")
+        reviews.decide_claim(reviewer, vuln.appeal_id, vuln.id, "rejected", "  ")
     with pytest.raises(ValidationError, match="accept or reject"):
-        reviews.decide_claim(reviewer, vuln.id, "maybe", "")
-    reviews.decide_claim(reviewer, virus.id, "accepted", "")
-    reviews.decide_claim(reviewer, vuln.id, "rejected", "full_load is called in src/config.py")
-    reviews.decide_claim(reviewer, unscanned.id, "accepted", "")
+        reviews.decide_claim(reviewer, vuln.appeal_id, vuln.id, "maybe", "")
+    reviews.decide_claim(reviewer, virus.appeal_id, virus.id, "accepted", "")
+    reviews.decide_claim(reviewer, appeal.id, vuln.id, "rejected",
+                         "full_load is called in src/config.py")
+    reviews.decide_claim(reviewer, unscanned.appeal_id, unscanned.id, "accepted", "")
     assert reviews.review_view(reviewer, appeal.id).outcome == "denied"
     reviews.decide_appeal(reviewer, appeal.id, "Upgrade PyYAML to 5.3.1.")
 
@@ -499,7 +522,7 @@ def test_a_rejected_claim_keeps_blocking_on_a_rescan(rejected, reviewer):
     appeal = submit(rejected, all_yes(report_of(rejected)))
     for claim in appeal.disputed:
         verdict = "rejected" if claim.finding_fingerprint == VULN_ID else "accepted"
-        reviews.decide_claim(reviewer, claim.id, verdict, "see note")
+        reviews.decide_claim(reviewer, claim.appeal_id, claim.id, verdict, "see note")
     reviews.decide_appeal(reviewer, appeal.id)
     scan = complete(_rescan(rejected), scan_result())
     db.session.refresh(rejected)

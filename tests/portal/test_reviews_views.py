@@ -248,7 +248,7 @@ def test_the_reviewing_badge_polls_until_the_decision(client, auth, world):
     assert 'hx-trigger="every 5s"' in reviewing.get_data(as_text=True)
     assert "HX-Trigger" not in reviewing.headers  # no completion event on every poll
     for claim in world.appeal.disputed:
-        reviews.decide_claim(world.reviewer, claim.id, "accepted")
+        reviews.decide_claim(world.reviewer, claim.appeal_id, claim.id, "accepted")
     reviews.decide_appeal(world.reviewer, world.appeal.id)
     decided = client.get(url, headers=HX)
     html = decided.get_data(as_text=True)
@@ -256,6 +256,25 @@ def test_the_reviewing_badge_polls_until_the_decision(client, auth, world):
     assert decided.headers["HX-Trigger"] == "scan-finished"
     panel = client.get(f"/appeals/versions/{world.version.id}", headers=HX).get_data(as_text=True)
     assert "Appeal accepted" in panel and "<html" not in panel
+
+
+@pytest.mark.parametrize("headers", [{}, HX], ids=["form", "htmx"])
+def test_a_claim_of_another_appeal_is_404_and_left_undecided(client, auth, factories, world,
+                                                             headers):
+    version = make_rejected(factories)
+    other = submit(version, all_yes(report_of(version)))
+    claim = world.appeal.disputed[0]
+    auth.login_as(world.reviewer)
+    response = client.post(f"/reviews/{other.id}/claims/{claim.id}",
+                           data={"verdict": "accepted", "note": "ok"}, headers=headers)
+    assert response.status_code == 404
+    db.session.refresh(claim)
+    assert claim.verdict is None and claim.decided_by_id is None
+    row = client.post(f"/reviews/{world.appeal.id}/claims/{claim.id}",
+                      data={"verdict": "accepted", "note": "ok"}, headers=headers)
+    assert row.status_code == (200 if headers else 302)
+    db.session.refresh(claim)
+    assert claim.verdict.value == "accepted"
 
 
 def test_a_reviewer_cannot_decide_on_their_own_asset(client, auth, factories, world):

@@ -59,7 +59,7 @@ def test_accepted_findings_do_not_block_when_the_same_package_is_scanned_again(
         _claim_every_blocking_finding(seller, version)))
     assert sorted(c.finding_fingerprint for c in appeal.disputed) == blocking
     for claim in appeal.disputed:
-        reviews.decide_claim(reviewer, claim.id, "accepted", "not reachable")
+        reviews.decide_claim(reviewer, claim.appeal_id, claim.id, "accepted", "not reachable")
     reviews.decide_appeal(reviewer, appeal.id)
     db.session.refresh(version)
     assert version.status is VersionStatus.approved
