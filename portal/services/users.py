@@ -243,7 +243,7 @@ def reset_for_token(token: str) -> PasswordReset:
         select(PasswordReset).where(PasswordReset.token_hash == _token_hash(token))).first()
     if reset is None or not reset.usable(utcnow()) or not reset.user.active:
         raise NotFound("This password reset link is not valid: it has expired or was "
-                       "already used. Ask for a new one.")
+                       "already used.")
     return reset
 
 
@@ -259,7 +259,7 @@ def complete_reset(token: str, new: str, *, address: str | None = None) -> User:
         .values(used_at=now).execution_options(synchronize_session=False))
     if claimed.rowcount != 1:  # another request used it first
         db.session.rollback()
-        raise NotFound("This password reset link was already used. Ask for a new one.")
+        raise NotFound("This password reset link was already used.")
     _set_password(user, new)
     record_event(None, "user.password_reset", user,
                  after={"reset_id": reset.id, "session_version": user.session_version},
