@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import config as config_module
+from portal import keys
 from portal.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
 
@@ -14,6 +16,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(config_module.from_env())
     if config:
         app.config.from_mapping(config)
+    config_module.check_settings(app.config)
+    keys.init_app(app)
+    _trust_proxies(app, app.config["TRUSTED_PROXIES"])
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True)
@@ -28,6 +33,16 @@ def create_app(config: dict | None = None) -> Flask:
     blueprints.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _trust_proxies(app: Flask, count: int) -> None:
+    """Take the client's address and scheme from the headers of ``count`` reverse proxies.
+
+    Off (0) by default: without a proxy that sets them, the headers come from the client and
+    would let anyone choose the address the login limit and the audit log see.
+    """
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
 
 
 def _migrations_dir():

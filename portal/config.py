@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,14 +23,15 @@ def from_env() -> dict:
     var = Path(os.environ.get("ASSAY_VAR", "var")).resolve()
     return {
         "ASSAY_VAR": str(var),
-        "SECRET_KEY": os.environ.get("ASSAY_SECRET_KEY", "dev-only-change-me"),
+        # No defaults for secrets: check_settings refuses to start without them (outside tests).
+        "SECRET_KEY": os.environ.get("ASSAY_SECRET_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", f"sqlite:///{var / 'assay.db'}"),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0"),
         "S3_ENDPOINT": os.environ.get("ASSAY_S3_ENDPOINT", "http://127.0.0.1:8333"),
         # Where browsers reach storage for direct uploads (presigned URLs); empty: S3_ENDPOINT.
         "S3_PUBLIC_ENDPOINT": os.environ.get("ASSAY_S3_PUBLIC_ENDPOINT", ""),
-        "S3_ACCESS_KEY": os.environ.get("ASSAY_S3_ACCESS_KEY", "assay"),
-        "S3_SECRET_KEY": os.environ.get("ASSAY_S3_SECRET_KEY", "assay-secret"),
+        "S3_ACCESS_KEY": os.environ.get("ASSAY_S3_ACCESS_KEY", ""),
+        "S3_SECRET_KEY": os.environ.get("ASSAY_S3_SECRET_KEY", ""),
         "S3_BUCKET": os.environ.get("ASSAY_S3_BUCKET", "assay"),
         "S3_REGION": os.environ.get("ASSAY_S3_REGION", "us-east-1"),
         "CLAMD_ADDRESS": os.environ.get("ASSAY_CLAMD", "tcp://127.0.0.1:3310"),
@@ -59,6 +61,8 @@ def from_env() -> dict:
         "ADMIN_EMAIL": os.environ.get("ASSAY_ADMIN_EMAIL", "admin@assay.example"),
         "RATELIMIT_STORAGE_URI": os.environ.get("ASSAY_RATELIMIT_STORAGE", "memory://"),
         "LOGIN_RATE_LIMIT": os.environ.get("ASSAY_LOGIN_RATE_LIMIT", "10 per minute"),
+        # Reverse proxies in front of web whose X-Forwarded-For/-Proto are believed; 0: none.
+        "TRUSTED_PROXIES": _int("ASSAY_TRUSTED_PROXIES", 0),
         "SMTP_HOST": os.environ.get("ASSAY_SMTP_HOST", ""),
         "SMTP_PORT": _int("ASSAY_SMTP_PORT", 25),
         "MAIL_FROM": os.environ.get("ASSAY_MAIL_FROM", "assay@localhost"),
@@ -72,3 +76,44 @@ def from_env() -> dict:
         "PASSWORD_RESET_HOURS": _int("ASSAY_RESET_HOURS", 24),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }
+
+
+#: The shortest ASSAY_SECRET_KEY accepted; ``make run`` generates 64 hex digits.
+MIN_SECRET_LENGTH = 32
+#: Values that shipped as defaults once: anyone can read them, so they protect nothing.
+KNOWN_SECRETS = frozenset({"dev-only-change-me", "assay-secret"})
+GENERATE = 'python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+class ConfigError(RuntimeError):
+    """A setting the portal cannot run without is missing or unsafe; the message says which."""
+
+
+def check_settings(config: Mapping) -> None:
+    """Refuse to run without a strong secret key and S3 credentials (tests excepted).
+
+    There are no built-in values: a default secret lets anyone forge a session cookie or a
+    report binding, and a default S3 key opens every stored package.
+    """
+    if config.get("TRUSTED_PROXIES", 0) < 0:
+        raise ConfigError("ASSAY_TRUSTED_PROXIES must be 0 (no proxy) or the number of proxies.")
+    if config.get("TESTING"):
+        return
+    secret = config.get("SECRET_KEY") or ""
+    if not secret or secret in KNOWN_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+        problem = "is not set" if not secret else "is too weak"
+        raise ConfigError(
+            f"ASSAY_SECRET_KEY {problem}: set it to at least {MIN_SECRET_LENGTH} random "
+            f"characters, the same in every web and worker process, e.g. the output of {GENERATE} "
+            "(`make run` keeps one in var/secrets.env)."
+        )
+    for setting, variable in (("S3_ACCESS_KEY", "ASSAY_S3_ACCESS_KEY"),
+                              ("S3_SECRET_KEY", "ASSAY_S3_SECRET_KEY")):
+        value = config.get(setting) or ""
+        if not value or value in KNOWN_SECRETS:
+            problem = "is not set" if not value else "is a well-known default"
+            raise ConfigError(
+                f"{variable} {problem}: set ASSAY_S3_ACCESS_KEY and ASSAY_S3_SECRET_KEY to the "
+                "credentials of the S3 service (`make run` generates both into var/secrets.env "
+                "and starts its storage with them)."
+            )

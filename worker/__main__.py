@@ -15,11 +15,13 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 
 from rq import Worker
 
 from portal import create_app, queue
+from portal.config import ConfigError
 from worker import jobs
 
 log = logging.getLogger("worker")
@@ -89,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("ASSAY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        print(f"python -m worker: {exc}", file=sys.stderr)
+        return 2
     jobs.set_app(app)
     _ensure_bucket(app)
     name = f"{socket.gethostname()}.{os.getpid()}"

@@ -190,7 +190,7 @@ def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, 
     accepted = false_positives.accepted_for_scan(scan_id)  # accepted on earlier appeals
     db.session.commit()
     report = write_report(replace(result, verdict=false_positives.effective_verdict(result, accepted)),
-                          report_id=f"scan-{scan_id}", secret=current_app.config["SECRET_KEY"],
+                          report_id=f"scan-{scan_id}", secret=current_app.config["REPORT_KEY"],
                           asset_name=labels[0], version_label=labels[1], accepted=accepted)
     keys = storage.report_key(*ids), storage.sbom_key(*ids), storage.summary_key(*ids)
     storage.put_bytes(keys[0], report, "application/vnd.openxmlformats-officedocument"

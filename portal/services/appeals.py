@@ -103,7 +103,7 @@ def submit_appeal(actor: User, version_id: int, *, report_stream: BinaryIO | Non
     version, scan = _appealable(actor, version_id)
     data = _read_report(report_stream)
     try:
-        parsed = read_appeal(data, secret=current_app.config["SECRET_KEY"],
+        parsed = read_appeal(data, secret=current_app.config["REPORT_KEY"],
                              report_id=report_id(scan), max_bytes=MAX_REPORT_BYTES)
     except ReportError as exc:
         raise ValidationError(str(exc), "report") from None
