@@ -158,12 +158,18 @@ def write_report(
     asset_name: str = "",
     version_label: str = "",
     accepted: Mapping[str, str] | None = None,
+    claims: Mapping[str, Claim] | None = None,
+    review: Mapping[str, str] | None = None,
+    appeal_rows: Sequence[tuple[str, object]] = (),
 ) -> bytes:
     """Return the xlsx bytes of the security scan report of ``result``.
 
     ``report_id`` identifies this scan's report (read back by :func:`read_appeal`);
     ``accepted`` maps a finding id to text such as "accepted by X on DATE" for
-    findings a reviewer already accepted as false positives.
+    findings a reviewer already accepted as false positives. ``claims`` fills in
+    F–H of the findings a seller disputed (as stored, not as uploaded); ``review``
+    adds a reviewer's word on a finding to column J; ``appeal_rows`` are (label,
+    value) lines about an appeal for the Summary sheet.
     """
     if not report_id or report_id != _canon(report_id):
         raise ValueError("report_id must be non-empty text without surrounding spaces")
@@ -177,8 +183,8 @@ def write_report(
     summary = wb.active
     summary.title = SUMMARY
     findings = wb.create_sheet(FINDINGS)
-    _write_summary(summary, result, report_id, asset_name, version_label, accepted)
-    rows = _write_findings(findings, result.findings, accepted)
+    _write_summary(summary, result, report_id, asset_name, version_label, accepted, appeal_rows)
+    rows = _write_findings(findings, result.findings, accepted, claims or {}, review or {})
     _write_lists(wb.create_sheet(LISTS), wb)
     _write_binding(wb.create_sheet(BINDING), key, report_id, rows)
 
@@ -200,7 +206,7 @@ def write_report(
 
 def _write_summary(
     ws, result: ScanResult, report_id: str, asset_name: str, version_label: str,
-    accepted: Mapping[str, str],
+    accepted: Mapping[str, str], appeal_rows: Sequence[tuple[str, object]] = (),
 ) -> None:
     findings = result.findings
     scores = [f.cvss.score for f in findings if f.cvss is not None]
@@ -224,6 +230,7 @@ def _write_summary(
         ("Vulnerability records", result.scan.osv_records),
         ("Scan started (UTC)", result.scan.started),
         ("Scan finished (UTC)", result.scan.finished),
+        *appeal_rows,
         ("Report ID", report_id),
         ("Report generated (UTC)", datetime.now(timezone.utc).isoformat(timespec="seconds")),
     ]
@@ -244,7 +251,8 @@ def _write_summary(
     ws.column_dimensions["B"].width = 90
 
 
-def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str]) -> list[list]:
+def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str],
+                    claims: Mapping[str, Claim], review: Mapping[str, str]) -> list[list]:
     """Lay out the Findings sheet; return the A–E values of each row as written."""
     styles = _register_styles(ws.parent)
     for col, title in enumerate(HEADERS, start=1):
@@ -258,7 +266,8 @@ def _write_findings(ws, findings: Sequence[Finding], accepted: Mapping[str, str]
 
     bound = []
     for row, finding in enumerate(findings, start=2):
-        values = _finding_values(finding, accepted.get(finding.id, ""))
+        values = _finding_values(finding, accepted.get(finding.id, ""),
+                                 claims.get(finding.id), review.get(finding.id, ""))
         for col, value in enumerate(values, start=1):
             _put(ws, row, col, value).style = by_column[col - 1]
         bound.append([ws.cell(row, col).value for col in range(1, _BOUND_COLS + 1)])
@@ -318,7 +327,8 @@ def _add_drop_downs(ws, last: int) -> None:
         ws.add_data_validation(dv)
 
 
-def _finding_values(f: Finding, accepted: str) -> tuple:
+def _finding_values(f: Finding, accepted: str, claim: Claim | None = None,
+                    review: str = "") -> tuple:
     if f.type == "vulnerability" and f.component is not None:
         c = f.component
         what = f"{c.name} {c.version} ({c.ecosystem})"
@@ -340,11 +350,11 @@ def _finding_values(f: Finding, accepted: str) -> tuple:
         what,
         ident,
         f.cvss.score if f.cvss is not None else None,
-        None,
-        None,
-        None,
+        ("Yes" if claim.false_positive else "No") if claim is not None else None,
+        claim.reason if claim is not None else None,
+        claim.evidence if claim is not None else None,
         blocking,
-        accepted,
+        "\n".join(text for text in (accepted, review) if text),
         f.severity or "",
         f.cvss.vector if f.cvss is not None else "",
         f.cvss.source if f.cvss is not None else "",
