@@ -1,15 +1,36 @@
-"""Swift: ``Package.resolved`` of the Swift Package Manager (v1, v2 and v3).
+"""Swift and iOS: ``Package.resolved`` of the Swift Package Manager (v1, v2 and v3)
+and CocoaPods' ``Podfile.lock``.
 
 The OSV ``SwiftURL`` ecosystem names a package by its repository URL without the
 scheme: ``https://github.com/apple/swift-nio.git`` -> ``github.com/apple/swift-nio``.
+A pin on a branch or a bare revision is reported at that revision (the commit
+shipped), which no version range matches but the report and SBOM list. A local
+package (``localSourceControl``) is the project's own code and is not reported.
+
+``Podfile.lock``: every pod of its ``PODS`` section, subspecs included
+(``AppCenter/Core``, purl ``pkg:cocoapods/AppCenter@4.2.0#Core``). OSV has no
+CocoaPods ecosystem: the pods are listed under ``CocoaPods`` and match nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 
-from scanner.catalogers._common import as_dict, as_list, component, each, leaf, read_json, text
+from packageurl import PackageURL
+
+from scanner.catalogers._common import (
+    as_dict,
+    as_list,
+    component,
+    each,
+    leaf,
+    looks_like_version,
+    read_json,
+    read_text,
+    text,
+)
 from scanner.model import Component
 from scanner.unpack import Member
 
@@ -31,9 +52,12 @@ def _parse(member: Member) -> Iterator[Component]:
     for pin in pins:
         pin = as_dict(pin)
         url = text(pin.get("location")) or text(pin.get("repositoryURL"))
-        version = text(as_dict(pin.get("state")).get("version"))
+        if text(pin.get("kind")) in ("localSourceControl", "fileSystem"):
+            continue  # the project's own code, on the developer's disk
+        state = as_dict(pin.get("state"))
+        version = text(state.get("version")) or text(state.get("revision"))
         if not url or not version:
-            continue  # a pin on a branch or revision has no version to match
+            continue
         name = repository_name(url)
         namespace, _, bare = name.rpartition("/")
         yield component(
@@ -47,10 +71,41 @@ def _parse(member: Member) -> Iterator[Component]:
         )
 
 
+_POD = re.compile(r"""^  - ["']?([^\s"'()]+) \(([^()\s]+)\)["']?:?\s*$""")
+_PODS_MAX = 100_000
+
+
+def _podfile_lock(member: Member) -> Iterator[Component]:
+    lines = (read_text(member) or "").splitlines()
+    try:
+        start = lines.index("PODS:")
+    except ValueError:
+        return
+    for line in lines[start + 1 : start + 1 + _PODS_MAX]:
+        if line and not line.startswith(" "):
+            break  # the next section
+        pod = _POD.match(line)
+        if not pod:
+            continue  # a pod's own dependencies, four spaces in
+        name, version = pod.groups()
+        if not looks_like_version(version):
+            continue
+        base, _, subspec = name.partition("/")
+        found = component("CocoaPods", name, version, member.location, purl_type="cocoapods",
+                          purl_name=base)
+        if subspec:
+            purl = PackageURL(type="cocoapods", name=base, version=version, subpath=subspec)
+            found = dataclasses.replace(found, purl=purl.to_string())
+        yield found
+
+
 def collect(members: Iterable[Member]) -> list[Component]:
-    return list(each(members, lambda p: leaf(p) == "Package.resolved", _parse))
+    members = list(members)
+    found = list(each(members, lambda p: leaf(p) == "Package.resolved", _parse))
+    found += each(members, lambda p: leaf(p) == "Podfile.lock", _podfile_lock)
+    return found
 
 
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
-    return leaf(path) == "Package.resolved"
+    return leaf(path) in ("Package.resolved", "Podfile.lock")

@@ -699,6 +699,12 @@ def test_swift_package_resolved_v1_and_v2(tmp_path):
             "2.40.0",
             "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved",
         ),
+        (  # pinned to a branch: the revision shipped
+            "SwiftURL",
+            "github.com/x/edge",
+            "def",
+            "ios/App.xcworkspace/xcshareddata/swiftpm/Package.resolved",
+        ),
         ("SwiftURL", "github.com/Alamofire/Alamofire", "5.4.0", "server/Package.resolved"),
         ("SwiftURL", "github.com/jpsim/Yams", "4.0.6", "server/Package.resolved"),
     }
