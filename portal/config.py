@@ -58,6 +58,8 @@ def from_env() -> dict:
         "SCAN_MAX_ATTEMPTS": _int("ASSAY_SCAN_MAX_ATTEMPTS", 3),
         "SCAN_RETRY_BACKOFF": _ints("ASSAY_SCAN_RETRY_BACKOFF", "30,300"),
         "ORPHAN_MIN_AGE": _int("ASSAY_ORPHAN_MIN_AGE", 3600),
+        # Days an accepted false positive keeps settling later scans of its asset (0: forever).
+        "ACCEPTANCE_EXPIRY_DAYS": _int("ASSAY_ACCEPTANCE_EXPIRY_DAYS", 0),
         "ADMIN_EMAIL": os.environ.get("ASSAY_ADMIN_EMAIL", "admin@assay.example"),
         "RATELIMIT_STORAGE_URI": os.environ.get("ASSAY_RATELIMIT_STORAGE", "memory://"),
         "LOGIN_RATE_LIMIT": os.environ.get("ASSAY_LOGIN_RATE_LIMIT", "10 per minute"),

@@ -130,7 +130,9 @@ class AcceptedFalsePositive(db.Model):
     """A finding a reviewer accepted as a false positive, remembered per asset.
 
     A later scan of any package of the same asset that yields the same fingerprint
-    (same component, version and advisory; same file and signature) does not block.
+    (same component, version and advisory; same signature, location and content) does
+    not block, as long as the acceptance is in force: not revoked (by an operator, or
+    dropped because its fingerprint did not bind the content) and not expired.
     """
 
     __tablename__ = "accepted_false_positives"
@@ -145,7 +147,24 @@ class AcceptedFalsePositive(db.Model):
     accepted_at: Mapped[datetime] = mapped_column(default=utcnow)
     appeal_id: Mapped[int | None] = mapped_column(ForeignKey("appeals.id", ondelete="SET NULL"))
     note: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_by_name: Mapped[str | None] = mapped_column(String(120))
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
 
     asset: Mapped["Asset"] = relationship(backref=backref(
         "accepted_false_positives", cascade="all, delete-orphan"))
-    accepted_by: Mapped["User | None"] = relationship()
+    accepted_by: Mapped["User | None"] = relationship(foreign_keys=[accepted_by_id])
+    revoked_by: Mapped["User | None"] = relationship(foreign_keys=[revoked_by_id])
+    appeal: Mapped["Appeal | None"] = relationship()
+
+    def in_force(self, now: datetime) -> bool:
+        """Whether the acceptance still settles findings at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def state(self, now: datetime) -> str:
+        """in force, revoked or expired."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "in force" if self.in_force(now) else "expired"

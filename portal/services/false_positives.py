@@ -1,7 +1,8 @@
 """The false-positive memory: findings a reviewer accepted, remembered per asset.
 
 A later scan of the same asset whose finding has a remembered fingerprint does not
-block on it. ``settle`` is the one rule that says which findings an acceptance settles
+block on it, while the acceptance is in force: operators may revoke one, and the
+``ACCEPTANCE_EXPIRY_DAYS`` setting gives new ones an expiry. ``settle`` is the one rule that says which findings an acceptance settles
 and which verdict then holds; the worker's report (``effective_verdict``) and the
 stored scan (``apply_accepted``) both go through it.
 """
@@ -9,15 +10,22 @@ stored scan (``apply_accepted``) both go through it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal.extensions import db
-from portal.models import AcceptedFalsePositive, Appeal, ClaimVerdict, Scan, User
-from portal.services import calendar
-from portal.services.errors import NotFound
+from portal.models import (
+    AcceptedFalsePositive, Appeal, AppealClaim, Asset, ClaimVerdict, Scan, ScanFinding, User,
+)
+from portal.services import access, calendar
+from portal.services.audit import record_event
+from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.timeutil import utcnow
+
+MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,9 @@ def remember_accepted(actor: User, appeal: Appeal, now) -> None:
         decider = claim.decided_by or actor
         row.accepted_by_id, row.accepted_by_name = decider.id, decider.name
         row.accepted_at, row.appeal_id, row.note = claim.decided_at or now, appeal.id, claim.note
+        row.expires_at = _expiry(row.accepted_at)
+        # Accepted again after a revocation or expiry: in force again, from this decision.
+        row.revoked_at = row.revoked_by_id = row.revoked_by_name = row.revoked_reason = None
         db.session.add(row)
         if claim.finding is not None:
             claim.finding.accepted_note = note_text(row)
@@ -110,6 +121,85 @@ def note_text(row: AcceptedFalsePositive) -> str:
     return f"accepted by {row.accepted_by_name} on {day:%Y-%m-%d}"
 
 
+def _expiry(accepted_at: datetime) -> datetime | None:
+    days = int(current_app.config.get("ACCEPTANCE_EXPIRY_DAYS") or 0)
+    return accepted_at + timedelta(days=days) if days > 0 else None
+
+
 def _remembered(asset_id: int) -> list[AcceptedFalsePositive]:
-    return list(db.session.scalars(select(AcceptedFalsePositive)
-                                   .where(AcceptedFalsePositive.asset_id == asset_id)))
+    """The asset's acceptances in force now: neither revoked nor expired."""
+    now = utcnow()
+    return list(db.session.scalars(select(AcceptedFalsePositive).where(
+        AcceptedFalsePositive.asset_id == asset_id, AcceptedFalsePositive.revoked_at.is_(None),
+        or_(AcceptedFalsePositive.expires_at.is_(None), AcceptedFalsePositive.expires_at > now))))
+
+
+# --- what sellers and operators see ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class AcceptanceRow:
+    """A remembered acceptance with the finding it was accepted for."""
+
+    acceptance: AcceptedFalsePositive
+    finding: ScanFinding | None  # the finding of the claim the reviewer accepted
+    state: str  # in force / revoked / expired
+
+
+def list_acceptances(actor: User, asset_id: int) -> tuple[Asset, list[AcceptanceRow]]:
+    """Every remembered acceptance of an asset, newest first (operators only)."""
+    _require_operator(actor)
+    asset = access.get_asset(actor, asset_id)
+    return asset, _rows(asset.id)
+
+
+def dropped_acceptances(actor: User, asset_id: int) -> list[AcceptanceRow]:
+    """The asset's acceptances that no longer settle findings (revoked or expired), for its
+    owner and staff: a later scan may block on them again, and they may be appealed again."""
+    asset = access.get_asset(actor, asset_id)
+    return [row for row in _rows(asset.id) if row.state != "in force"]
+
+
+def revoke_acceptance(actor: User, acceptance_id: int, reason: str, *,
+                      address: str | None = None) -> AcceptedFalsePositive:
+    """An operator revokes a remembered acceptance: later scans of the asset block on the
+    finding again (scans already done keep their verdict). The reason is shown to the
+    seller."""
+    _require_operator(actor)
+    row = db.session.get(AcceptedFalsePositive, acceptance_id)
+    if row is None:
+        raise NotFound("No such acceptance.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("Give the reason for revoking: the seller sees it.", "reason")
+    if len(reason) > MAX_REASON:
+        raise ValidationError(f"Keep the reason under {MAX_REASON} characters.", "reason")
+    if row.revoked_at is not None:
+        raise ValidationError("This acceptance was already revoked.")
+    row.revoked_at, row.revoked_by_id, row.revoked_by_name = utcnow(), actor.id, actor.name
+    row.revoked_reason = reason
+    record_event(actor, "acceptance.revoke", row, before={"revoked_at": None},
+                 after={"asset": row.asset_id, "fingerprint": row.fingerprint,
+                        "appeal": row.appeal_id, "reason": reason}, address=address)
+    db.session.commit()
+    return row
+
+
+def _rows(asset_id: int) -> list[AcceptanceRow]:
+    now = utcnow()
+    rows = db.session.scalars(select(AcceptedFalsePositive)
+                              .where(AcceptedFalsePositive.asset_id == asset_id)
+                              .order_by(AcceptedFalsePositive.accepted_at.desc(),
+                                        AcceptedFalsePositive.id.desc())).all()
+    return [AcceptanceRow(row, _finding(row), row.state(now)) for row in rows]
+
+
+def _finding(row: AcceptedFalsePositive) -> ScanFinding | None:
+    claim = db.session.scalars(select(AppealClaim).where(
+        AppealClaim.appeal_id == row.appeal_id,
+        AppealClaim.finding_fingerprint == row.fingerprint)).first()
+    return claim.finding if claim is not None else None
+
+
+def _require_operator(actor: User) -> None:
+    if actor is None or not actor.is_operator:
+        raise Forbidden("Only operators manage remembered acceptances.")
