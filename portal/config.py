@@ -48,6 +48,9 @@ def from_env() -> dict:
         "UPLOAD_PART_SIZE": _int("ASSAY_UPLOAD_PART_SIZE", 64 * 1024**2),
         "UPLOAD_URL_EXPIRY": _int("ASSAY_UPLOAD_URL_EXPIRY", 3600),
         "UPLOAD_ABANDONED_AFTER": _int("ASSAY_UPLOAD_ABANDONED_AFTER", 24 * 3600),
+        # Unfinished direct uploads one seller may have at once, and the bytes they may hold.
+        "UPLOAD_MAX_OPEN": _int("ASSAY_UPLOAD_MAX_OPEN", 3),
+        "UPLOAD_MAX_OPEN_BYTES": _int("ASSAY_UPLOAD_MAX_OPEN_BYTES", 40 * 1024**3),
         "SCAN_TIMEOUT": _int("ASSAY_SCAN_TIMEOUT", 6 * 3600),
         "SCAN_STUCK_AFTER": _int("ASSAY_SCAN_STUCK_AFTER", 600),
         "SCAN_HEARTBEAT": _int("ASSAY_SCAN_HEARTBEAT", 15),

@@ -82,6 +82,7 @@ PERIODIC = (
     ("worker.jobs.sweep_orphans", 3600),
     ("worker.jobs.run_reminders", 300),
     ("worker.jobs.run_abort_abandoned_uploads", 3600),
+    ("worker.jobs.watch_uploads", 60),
 )
 
 

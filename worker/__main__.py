@@ -2,9 +2,10 @@
 
 The app is built once, before the worker forks a work horse per job. The main
 process never touches the database, so no horse inherits a connection. The
-periodic jobs (outbox drain, reaper, orphan sweep, SLA reminders, abandoned uploads) run in a child process; a
-Redis key per job and period lets only one scheduler run each of them, however
-many workers run on however many machines.
+periodic jobs (outbox drain, reaper, orphan sweep, SLA reminders, abandoned and
+oversized uploads) run in a child process; a Redis key per job and period lets
+only one scheduler run each of them, however many workers run on however many
+machines.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def run_scheduler(app, owner: str, tick: float = 1.0, rounds: int | None = None)
                "worker.jobs.reap_stuck_scans": jobs.reap_stuck_scans,
                "worker.jobs.sweep_orphans": jobs.sweep_orphans,
                "worker.jobs.run_reminders": jobs.run_reminders,
-               "worker.jobs.run_abort_abandoned_uploads": jobs.run_abort_abandoned_uploads}
+               "worker.jobs.run_abort_abandoned_uploads": jobs.run_abort_abandoned_uploads,
+               "worker.jobs.watch_uploads": jobs.watch_uploads}
     done = 0
     while rounds is None or done < rounds:
         with app.app_context():

@@ -425,3 +425,9 @@ def run_reminders() -> int:
 def run_abort_abandoned_uploads() -> int:
     """Abort direct uploads nobody has touched for a day, and their stored parts."""
     return uploads.abort_abandoned()
+
+
+@in_app_context
+def watch_uploads() -> int:
+    """Measure what storage holds for each open direct upload; abort those past their size."""
+    return uploads.watch_open_uploads()

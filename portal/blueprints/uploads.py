@@ -41,6 +41,11 @@ def _refused(error: ValidationError):
     return _error(422, str(error), error.field)
 
 
+@bp.errorhandler(uploads.StorageBusy)
+def _storage_busy(error: uploads.StorageBusy):
+    return _error(503, str(error))
+
+
 @bp.errorhandler(NotFound)
 @bp.errorhandler(Forbidden)
 def _not_found(error):

@@ -6,6 +6,15 @@ browser claims about parts or ETags is ignored), checks them against the size
 declared at the start, joins them and reads the first bytes back to check the
 format. Only then is the package recorded, exactly as a form upload would be.
 
+Completing is safe to repeat: a storage error leaves the upload open (complete
+it again; nothing is lost), and completing a finished upload answers its version.
+
+A presigned PUT cannot cap what it stores, so the portal measures what storage
+holds for each open upload (every part it lists, on each part URL it signs and
+every minute from a scheduled job) and aborts an upload that holds more than it
+declared. A seller may have UPLOAD_MAX_OPEN uploads open at once, together
+declaring at most UPLOAD_MAX_OPEN_BYTES.
+
 An upload nobody touches for UPLOAD_ABANDONED_AFTER seconds is aborted by a
 scheduled job, which also aborts multipart uploads no session knows about.
 """
@@ -17,20 +26,29 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
 from sqlalchemy import select, update
+from urllib3.exceptions import HTTPError
 
 from portal import storage
 from portal.extensions import db
 from portal.models import AssetVersion, Role, Scan, UploadSession, UploadState, User
 from portal.services import assets
 from portal.services.audit import record_event
-from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 from portal.timeutil import utcnow
 
 MIN_PART = 5 * 1024**2  # S3 refuses smaller parts, except the last
 MAX_PARTS = 10_000
 MIB = 1024**2
+#: A completion not over after this long is taken for one that crashed: another may start.
+COMPLETION_LEASE = timedelta(minutes=15)
+#: What storage failing looks like through ``minio`` (refusals, 5xx, no connection).
+STORAGE_ERRORS = (MinioException, HTTPError, OSError)
+
+
+class StorageBusy(ServiceError):
+    """Storage failed while the portal worked on an upload; the upload is kept: try again."""
 
 
 # --- start ------------------------------------------------------------------------
@@ -43,6 +61,7 @@ def start_upload(actor: User, *, context: dict, filename: str, size,
     ``name``, ``kind``, ``description``, ``version_label`` and ``submit``.
     """
     size = _check_size(size)
+    _check_room(actor, size)
     session = UploadSession(owner_id=actor.id, filename=Path(filename or "").name, size=size,
                             part_size=part_size_for(size), state=UploadState.open)
     token = storage.new_upload_id()
@@ -91,6 +110,27 @@ def _check_size(size) -> int:
     return size
 
 
+def _check_room(actor: User, size: int) -> None:
+    """Refuse a new upload past the seller's limits on open uploads and the bytes they hold."""
+    cfg = current_app.config
+    held = db.session.execute(select(UploadSession.size, UploadSession.stored_bytes).where(
+        UploadSession.owner_id == actor.id, UploadSession.state == UploadState.open)).all()
+    later = (f"Finish or cancel one of them first (an upload nobody touches for "
+             f"{_hours(int(cfg['UPLOAD_ABANDONED_AFTER']))} is cancelled by itself).")
+    most = int(cfg["UPLOAD_MAX_OPEN"])
+    if len(held) >= most:
+        raise ValidationError(
+            f"You already have {len(held)} unfinished uploads, the most a seller may have at "
+            f"once. {later}", "package")
+    taken, limit = sum(max(declared, stored) for declared, stored in held), int(
+        cfg["UPLOAD_MAX_OPEN_BYTES"])
+    if taken + size > limit:
+        raise ValidationError(
+            f"Your unfinished uploads already take {_human(taken)}; with this package of "
+            f"{_human(size)} they would pass {_human(limit)}, the most a seller's unfinished "
+            f"uploads may hold. {later}", "package")
+
+
 # --- during the upload --------------------------------------------------------------
 
 def get_upload(actor: User, session_id: int) -> UploadSession:
@@ -107,6 +147,14 @@ def sign_part(actor: User, session_id: int, part_number) -> dict:
     number = int(part_number) if str(part_number).isdigit() else 0
     if not 1 <= number <= session.part_count:
         raise ValidationError(f"This upload has parts 1 to {session.part_count}.")
+    try:
+        measured = measure_upload(session)
+    except STORAGE_ERRORS as exc:
+        db.session.rollback()
+        raise StorageBusy("Storage does not answer just now; the parts already sent are kept: "
+                          "resume the upload in a moment.") from exc
+    if measured.state is not UploadState.open:
+        raise ValidationError(f"{session.ended_reason} Start the upload again.")
     expires = timedelta(seconds=int(current_app.config["UPLOAD_URL_EXPIRY"]))
     url = storage.presign_part(session.key, session.s3_upload_id, number, expires)
     session.updated_at = utcnow()  # an upload in progress is not abandoned
@@ -117,8 +165,46 @@ def sign_part(actor: User, session_id: int, part_number) -> dict:
 def list_uploaded_parts(actor: User, session_id: int) -> list[dict]:
     """The parts storage already holds with the right size (what a resumed upload skips)."""
     session = _open(actor, session_id)
-    return [{"number": p.number, "size": p.size} for p in _stored_parts(session)
+    parts = _stored_parts(session)
+    if parts is None:  # an earlier completion joined them: only completing is left to do
+        return [{"number": n, "size": session.part_length(n)}
+                for n in range(1, session.part_count + 1)]
+    return [{"number": p.number, "size": p.size} for p in parts
             if p.number <= session.part_count and p.size == session.part_length(p.number)]
+
+
+def measure_upload(session: UploadSession) -> UploadSession:
+    """Record the bytes storage holds for the open upload; abort it when they pass its
+    declared size (a part sent again may count twice: one part in a hundred is allowed)."""
+    listed = _listed_parts(session)
+    stored = session.size if listed is None else sum(p.size for p in listed)
+    session.stored_bytes, session.checked_at = stored, utcnow()
+    allowed = session.size + session.part_size * max(1, session.part_count // 100)
+    if stored > allowed:
+        _abort(session, f"Storage held {_human(stored)} for this upload of {_human(session.size)}"
+                        ", more than the file declared, so the upload was stopped.")
+        record_event(None, "upload.overflow", session,
+                     after={"stored": stored, "declared": session.size, "key": session.key})
+    db.session.commit()
+    return session
+
+
+def watch_open_uploads() -> int:
+    """Measure every open upload (see :func:`measure_upload`); returns how many were aborted."""
+    ids = db.session.scalars(select(UploadSession.id).where(
+        UploadSession.state == UploadState.open).order_by(UploadSession.id)).all()
+    db.session.commit()
+    aborted = 0
+    for session_id in ids:
+        session = db.session.get(UploadSession, session_id)
+        if session is None or session.state is not UploadState.open:
+            continue
+        try:
+            aborted += measure_upload(session).state is UploadState.aborted
+        except (ValidationError, *STORAGE_ERRORS) as exc:  # gone, or storage down: next round
+            db.session.rollback()
+            current_app.logger.warning("could not measure upload %s: %s", session_id, exc)
+    return aborted
 
 
 def resume_info(actor: User, session_id: int) -> dict:
@@ -144,26 +230,92 @@ def complete_upload(actor: User, session_id: int, *, address: str | None = None)
 
     The part list comes from storage, never from the browser. A missing or
     wrongly sized part is reported and the upload stays open to fix it; a wrong
-    format removes the object and ends the upload.
+    format removes the object and ends the upload. A storage error (StorageBusy)
+    leaves the upload open: completing again picks up where this one stopped.
+    Completing a finished upload answers the version it made.
     """
+    session = get_upload(actor, session_id)
+    if session.state is UploadState.completed:
+        return _recorded(session)
     session = _open(actor, session_id)
-    parts = _stored_parts(session)
-    _check_parts(session, parts)
-    if not _move(session.id, UploadState.open, UploadState.completed):
-        raise ValidationError("This upload has already finished.")
-    storage.complete_multipart(session.key, session.s3_upload_id, parts)
+    if not _claim_completion(session.id):
+        raise ValidationError("This upload is being completed already: wait a moment, then "
+                              "look for it among your assets.", "package")
     try:
-        stored = storage.head(session.key)
-        if stored is None or stored.size != session.size:
-            raise ValidationError("Storage did not keep the whole package; upload it again.",
-                                  "package")
-        assets.check_stored_format(session.key, session.filename, session.size)
-        version = _record(actor, session, address)
+        version = _complete(actor, session, address)
+    except STORAGE_ERRORS as exc:
+        db.session.rollback()
+        _release(session.id)
+        current_app.logger.warning("completing upload %s failed: %s", session.id, exc)
+        raise StorageBusy("Storage did not answer while the upload was being completed. "
+                          "Nothing is lost: complete the upload again in a moment.") from exc
     except BaseException:
         db.session.rollback()
-        storage.delete(session.key)
-        _move(session.id, UploadState.completed, UploadState.aborted)
+        _release(session.id)
         raise
+    return version
+
+
+def _complete(actor: User, session: UploadSession, address: str | None) -> AssetVersion:
+    version = _version_at(session.key)  # recorded by a completion that stopped right after
+    if version is None:
+        parts = _stored_parts(session)
+        if parts is not None:  # None: an earlier completion joined them already
+            _check_parts(session, parts)
+            _join(session, parts)
+        try:
+            stored = storage.head(session.key)
+            if stored is None or stored.size != session.size:
+                raise ValidationError("Storage did not keep the whole package; upload it again.",
+                                      "package")
+            assets.check_stored_format(session.key, session.filename, session.size)
+            version = _record(actor, session, address)
+        except ValidationError as refusal:
+            db.session.rollback()
+            storage.delete(session.key)
+            _move(session.id, UploadState.open, UploadState.aborted, reason=str(refusal))
+            raise
+    _move(session.id, UploadState.open, UploadState.completed)
+    return version
+
+
+def _join(session: UploadSession, parts: list[storage.StoredPart]) -> None:
+    """Complete the multipart upload; one completed meanwhile (by a lost answer) is fine."""
+    try:
+        storage.complete_multipart(session.key, session.s3_upload_id, parts)
+    except S3Error as exc:
+        if exc.code != "NoSuchUpload" or storage.head(session.key) is None:
+            raise
+
+
+def _claim_completion(session_id: int) -> bool:
+    """Take the upload's completion, unless another one started less than a lease ago."""
+    now = utcnow()
+    result = db.session.execute(
+        update(UploadSession).where(
+            UploadSession.id == session_id, UploadSession.state == UploadState.open,
+            UploadSession.completing_since.is_(None)
+            | (UploadSession.completing_since < now - COMPLETION_LEASE))
+        .values(completing_since=now, updated_at=now))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _release(session_id: int) -> None:
+    db.session.execute(update(UploadSession).where(UploadSession.id == session_id)
+                       .values(completing_since=None))
+    db.session.commit()
+
+
+def _version_at(key: str) -> AssetVersion | None:
+    return db.session.scalar(select(AssetVersion).where(AssetVersion.package_key == key))
+
+
+def _recorded(session: UploadSession) -> AssetVersion:
+    """The version a completed upload made (asking twice is answered twice)."""
+    version = _version_at(session.key)
+    if version is None:  # modified again since, or deleted
+        raise ValidationError("This upload has already finished.")
     return version
 
 
@@ -203,6 +355,8 @@ def _record(actor: User, session: UploadSession, address: str | None) -> AssetVe
 def cancel_upload(actor: User, session_id: int, *, address: str | None = None) -> None:
     """Stop the upload: storage drops the parts already sent."""
     session = _open(actor, session_id)
+    if session.completing_since is not None and session.completing_since > utcnow() - COMPLETION_LEASE:
+        raise ValidationError("This upload is being completed and can no longer be cancelled.")
     _abort(session)
     record_event(actor, "upload.cancel", session, before={"key": session.key}, address=address)
     db.session.commit()
@@ -218,7 +372,8 @@ def abort_abandoned(older_than: timedelta | None = None) -> int:
     stale = db.session.scalars(select(UploadSession).where(
         UploadSession.state == UploadState.open, UploadSession.updated_at < cutoff)).all()
     for session in stale:
-        _abort(session)
+        _abort(session, f"Nobody touched this upload for {_hours(int(older_than.total_seconds()))}"
+                        ", so it was cancelled.")
         db.session.commit()
     known = set(db.session.scalars(select(UploadSession.s3_upload_id).where(
         UploadSession.state == UploadState.open)))
@@ -296,45 +451,67 @@ def record_sha256(version_id: int, key: str, sha256: str) -> None:
 
 def _open(actor: User, session_id: int) -> UploadSession:
     session = get_upload(actor, session_id)
+    if session.state is UploadState.aborted:
+        raise ValidationError(f"{session.ended_reason} Start it again." if session.ended_reason
+                              else "This upload was cancelled or abandoned; start it again.")
     if session.state is not UploadState.open:
-        raise ValidationError(
-            "This upload was cancelled or abandoned; start it again." if
-            session.state is UploadState.aborted else "This upload has already finished.")
+        raise ValidationError("This upload has already finished.")
     return session
 
 
-def _stored_parts(session: UploadSession) -> list[storage.StoredPart]:
-    """One part per number: where storage lists a number twice (a part sent again), the
-    newest of the right size, else the newest."""
+def _listed_parts(session: UploadSession) -> list[storage.StoredPart] | None:
+    """Every part storage lists for the upload (a part sent again may be listed twice);
+    None when an earlier completion already joined them into the package. An upload
+    storage no longer knows is ended with a ValidationError."""
     try:
-        listed = storage.list_parts(session.key, session.s3_upload_id)
+        return storage.list_parts(session.key, session.s3_upload_id)
     except S3Error as exc:
         if exc.code != "NoSuchUpload":
             raise
-    else:
-        chosen: dict[int, storage.StoredPart] = {}
-        for part in listed:  # oldest first
-            held = chosen.get(part.number)
-            right = part.size == session.part_length(part.number)
-            if held is None or right or held.size != session.part_length(part.number):
-                chosen[part.number] = part
-        return [chosen[n] for n in sorted(chosen)]
-    _move(session.id, UploadState.open, UploadState.aborted)
-    raise ValidationError("Storage no longer holds this upload (it was abandoned); start again.")
+    if storage.head(session.key) is not None:
+        return None
+    reason = "Storage no longer holds this upload (it was abandoned)."
+    _move(session.id, UploadState.open, UploadState.aborted, reason=reason)
+    raise ValidationError(f"{reason} Start again.")
 
 
-def _abort(session: UploadSession) -> None:
+def _stored_parts(session: UploadSession) -> list[storage.StoredPart] | None:
+    """One part per number: where storage lists a number twice (a part sent again), the
+    newest of the right size, else the newest. None when the parts are joined already."""
+    listed = _listed_parts(session)
+    if listed is None:
+        return None
+    chosen: dict[int, storage.StoredPart] = {}
+    for part in listed:  # oldest first
+        held = chosen.get(part.number)
+        right = part.size == session.part_length(part.number)
+        if held is None or right or held.size != session.part_length(part.number):
+            chosen[part.number] = part
+    return [chosen[n] for n in sorted(chosen)]
+
+
+def _abort(session: UploadSession, reason: str | None = None) -> None:
     storage.abort_multipart(session.key, session.s3_upload_id)
     session.state = UploadState.aborted
+    session.ended_reason = reason[:255] if reason else None
 
 
-def _move(session_id: int, before: UploadState, after: UploadState) -> bool:
+def _move(session_id: int, before: UploadState, after: UploadState, *,
+          reason: str | None = None) -> bool:
     """Change the state only if it still is ``before`` (two requests never both finish)."""
+    values = {"state": after, "updated_at": utcnow(), "completing_since": None}
+    if reason:
+        values["ended_reason"] = reason[:255]
     result = db.session.execute(
         update(UploadSession).where(UploadSession.id == session_id, UploadSession.state == before)
-        .values(state=after, updated_at=utcnow()))
+        .values(**values))
     db.session.commit()
     return result.rowcount == 1
+
+
+def _hours(seconds: int) -> str:
+    hours = max(round(seconds / 3600), 1)
+    return "an hour" if hours == 1 else f"{hours} hours"
 
 
 def _int(value) -> int:

@@ -410,6 +410,9 @@
       if (/not been uploaded|instead of/.test(error.message)) {
         return self.resume();  // storage lost a part: send what is missing
       }
+      if (!error.status || error.status >= 500) {
+        return self.fail(error);  // the upload is kept open: Resume completes it again
+      }
       self.ended = true;
       localStorage.removeItem(self.storeKey);
       self.panel.show("idle");
