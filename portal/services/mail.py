@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import threading
 from email.message import EmailMessage
 
 from flask import current_app
@@ -37,3 +38,15 @@ def send_mail(address: str, subject: str, body: str) -> bool:
         current_app.logger.warning("could not send mail to %s: %s", address, exc)
         return False
     return True
+
+
+def send_mail_later(address: str, subject: str, body: str) -> None:
+    """Send one message from a background thread, so the caller answers as fast whether or
+    not there was anything to send (a reset request must not reveal that an account exists)."""
+    app = current_app._get_current_object()
+
+    def send() -> None:
+        with app.app_context():
+            send_mail(address, subject, body)
+
+    threading.Thread(target=send, name="assay-mail", daemon=True).start()

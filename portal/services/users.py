@@ -24,7 +24,7 @@ from portal.models import Role, User
 from portal.models.user import PasswordReset
 from portal.services.audit import record_event
 from portal.services.errors import Forbidden, NotFound, ValidationError
-from portal.services.mail import mail_configured, send_mail
+from portal.services.mail import mail_configured, send_mail, send_mail_later
 from portal.timeutil import utcnow
 
 MIN_PASSWORD = 10
@@ -234,7 +234,7 @@ def request_reset(email: str, link_for: Callable[[str], str], *,
                  after={"expires_at": reset.expires_at.isoformat()}, address=address)
     db.session.commit()
     link = link_for(token)
-    send_mail(user.email, "Set a new password", _reset_text(user, link, reset))
+    send_mail_later(user.email, "Set a new password", _reset_text(user, link, reset))
 
 
 def reset_for_token(token: str) -> PasswordReset:
