@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render
 from portal.forms import ROLE_CHOICES, RoleForm, UserCreateForm
-from portal.services import audit_trail, scans, users
+from portal.services import audit_trail, false_positives, scans, users
 from portal.services.errors import NotFound, ServiceError, ValidationError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -137,6 +137,32 @@ def scan_retry(scan_id: int):
             f"Scan #{scan.id} queued for {scan.version.asset.name} {scan.version.label}.", "success"
         )
     return redirect(url_for("admin.scan_list"))
+
+
+@bp.get("/assets/<int:asset_id>/acceptances")
+def acceptances(asset_id: int):
+    """Every remembered acceptance of an asset, with a form to revoke one in force."""
+    asset, rows = false_positives.list_acceptances(current_user, asset_id)
+    return render_template("admin/acceptances.html", asset=asset, rows=rows, error=None,
+                           failed_id=None, reason="")
+
+
+@bp.post("/acceptances/<int:acceptance_id>/revoke")
+def acceptance_revoke(acceptance_id: int):
+    """Revoke a remembered acceptance: later scans of the asset block on the finding again."""
+    try:
+        row = false_positives.revoke_acceptance(current_user, acceptance_id,
+                                                request.form.get("reason", ""),
+                                                address=request.remote_addr)
+    except ValidationError as error:
+        asset_id = false_positives.acceptance_asset_id(acceptance_id)
+        asset, rows = false_positives.list_acceptances(current_user, asset_id)
+        return render_template("admin/acceptances.html", asset=asset, rows=rows,
+                               error=str(error), failed_id=acceptance_id,
+                               reason=request.form.get("reason", "")), 422
+    flash("The acceptance was revoked: later scans of this asset block on that finding again.",
+          "success")
+    return redirect(url_for("admin.acceptances", asset_id=row.asset_id))
 
 
 def _audit_page(query, errors: list[str], page_number=1):

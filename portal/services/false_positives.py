@@ -184,6 +184,14 @@ def revoke_acceptance(actor: User, acceptance_id: int, reason: str, *,
     return row
 
 
+def acceptance_asset_id(acceptance_id: int) -> int:
+    """The asset a remembered acceptance belongs to; NotFound when there is none."""
+    row = db.session.get(AcceptedFalsePositive, acceptance_id)
+    if row is None:
+        raise NotFound("No such acceptance.")
+    return row.asset_id
+
+
 def _rows(asset_id: int) -> list[AcceptanceRow]:
     now = utcnow()
     rows = db.session.scalars(select(AcceptedFalsePositive)
