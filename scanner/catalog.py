@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from scanner.catalogers import (
+    conda,
     cpp,
     distro,
     dotnet,
@@ -27,6 +28,7 @@ from scanner.catalogers import (
     npm,
     php,
     python,
+    python_locks,
     rust,
     swift,
 )
@@ -35,9 +37,13 @@ from scanner.catalogers.executable import executable_head
 from scanner.model import NEST, Component
 from scanner.unpack import Member, Unpacked
 
-CATALOGERS = (python, npm, java, golang, rust, php, dotnet, swift, cpp, distro, native)
+CATALOGERS = (
+    python, python_locks, conda, npm, java, golang, rust, php, dotnet, swift, cpp, distro, native
+)
 #: Catalogers that read metadata files by path: their ``keeps(path)`` tells which.
-_BY_PATH = (python, npm, java, golang, rust, php, dotnet, swift, cpp, distro)
+_BY_PATH = (
+    python, python_locks, conda, npm, java, golang, rust, php, dotnet, swift, cpp, distro
+)
 #: Bytes of a file's start :meth:`Catalog.offer` needs.
 HEAD_BYTES = 4
 #: Locations one component is reported at through copies of the archives holding it.

@@ -3,6 +3,10 @@
 Sources: ``*.dist-info/METADATA`` (wheels, installs), ``*.egg-info/PKG-INFO`` and
 ``EGG-INFO/PKG-INFO`` (eggs, old installs), a ``*.egg-info`` file (distutils
 installs write PKG-INFO as a single file) and the top-level ``PKG-INFO`` of an sdist.
+Suffixes are matched in any case (``Foo-1.0.DIST-INFO``), as the import system
+does on case-insensitive file systems. The ``Python-X.Y.egg-info`` file CPython's
+own ``make install`` writes describes the interpreter, not a PyPI package: it is
+left out.
 """
 
 from __future__ import annotations
@@ -23,15 +27,19 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+#: The interpreter's own record: ``lib/python2.7/lib-dynload/Python-2.7.egg-info``.
+_INTERPRETER = re.compile(r"^Python-\d+(\.\d+)*(-py\d+(\.\d+)*)?\.egg-info$")
+
+
 def wanted(path: str) -> bool:
     parts = path.split("/")
-    leaf, parent = parts[-1], parts[-2] if len(parts) > 1 else ""
+    leaf, parent = parts[-1], (parts[-2] if len(parts) > 1 else "").lower()
     if leaf == "METADATA":
         return parent.endswith(".dist-info")
     if leaf == "PKG-INFO":
         # An sdist holds PKG-INFO at its top: "name-1.0/PKG-INFO".
-        return parent.endswith(".egg-info") or parent == "EGG-INFO" or len(parts) <= 2
-    return leaf.endswith(".egg-info")
+        return parent.endswith(".egg-info") or parent == "egg-info" or len(parts) <= 2
+    return leaf.lower().endswith(".egg-info") and not _INTERPRETER.match(leaf)
 
 
 def parse(member: Member) -> Iterator[Component]:

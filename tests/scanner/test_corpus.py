@@ -52,6 +52,17 @@ def scan(file_name: str) -> tuple[int, dict]:
 #: Libraries known by the version string compiled into a binary: the manifest predates
 #: their advisories (scanner/data/native), so they are checked on their own below.
 NATIVE = "Assay-native"
+#: Components a lock file of the package states besides its installed metadata (the
+#: manifest lists the installed ones): the same releases, so no other advisory.
+LOCKED = {
+    "pkg-a-python-app.tar.gz": {
+        ("PyPI", name, version, "acme-python-app-1.0/requirements.txt")
+        for name, version in [
+            ("requests", "2.19.1"), ("urllib3", "1.24.1"), ("PyYAML", "5.3"),
+            ("Jinja2", "2.10"), ("lxml", "4.6.2"), ("six", "1.17.0"),
+        ]
+    }
+}
 #: zlib 1.2.11 is compiled into lxml's extension modules in pkg-a (the first one found
 #: names the finding): CVE-2018-25032 (7.5) and CVE-2022-37434 (9.8).
 NATIVE_FINDINGS = {
@@ -116,8 +127,11 @@ def test_components_equal_the_manifest(file_name):
         if c["ecosystem"] != NATIVE
     )
     expected = sorted(
-        (c["ecosystem"], c["name"], c["version"], f"{file_name}{NEST}{c['location_in_package']}")
-        for c in PACKAGES[file_name]["components"]
+        [
+            (c["ecosystem"], c["name"], c["version"], f"{file_name}{NEST}{c['location_in_package']}")
+            for c in PACKAGES[file_name]["components"]
+        ]
+        + [(e, n, v, f"{file_name}{NEST}{where}") for e, n, v, where in LOCKED.get(file_name, ())]
     )
     assert found == expected
     assert all(c["purl"].startswith("pkg:") for c in result["components"])
