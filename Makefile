@@ -16,7 +16,7 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: install run test test-sqlite test-postgres bench clean
+.PHONY: install run test test-sqlite test-postgres bench peer-check clean
 
 install:
 	@ops/install.sh
@@ -45,6 +45,11 @@ bench: install
 	@export ASSAY_BENCH_RESULTS=var/bench/results.json; \
 	$(call pytest,$(BENCH_TIMEOUT),tests/bench -p no:cacheprovider)
 	@cat var/bench/results.json 2>/dev/null || echo "no figures recorded (bench_record fixture)"
+
+# The catalogers against a peer's own fixtures: PEER=<a work tree of aquasecurity/trivy>.
+peer-check: install
+	@test -n "$(PEER)" || { echo "usage: make peer-check PEER=<path of a trivy work tree>" >&2; exit 2; }
+	@$(PYTHON) tests/peer/crosscheck.py "$(PEER)"
 
 clean:
 	rm -rf .pytest_cache test-output

@@ -176,11 +176,18 @@ class _Msbuild:
             return {}
         props = self.properties(path)
         versions = {}
-        for item in self.files[path].iter():
+        for item in _items(self.files[path]):
             if _tag(item) == "PackageVersion":
                 name = _attribute(item, "Include") or _attribute(item, "Update")
                 versions[name.lower()] = _expand(_attribute(item, "Version"), props)
         return versions
+
+
+def _items(root: ET.Element) -> Iterator[ET.Element]:
+    """The items of an MSBuild file: the children of its ItemGroups (in targets too)."""
+    for group in root.iter():
+        if _tag(group) == "ItemGroup":
+            yield from group
 
 
 def _expand(value: str, props: dict[str, str]) -> str:
@@ -200,7 +207,7 @@ def _project(location: str, msbuild: _Msbuild) -> Iterator[Component]:
     root = msbuild.files[location]
     props = msbuild.properties(location)
     central = msbuild.central(location)
-    for item in root.iter():
+    for item in _items(root):
         kind = _tag(item)
         if kind not in ("PackageReference", "GlobalPackageReference"):
             continue

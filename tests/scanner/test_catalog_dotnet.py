@@ -90,7 +90,8 @@ def test_project_versions_and_properties(tmp_path):
         <PackageReference Include="MediatR" Version="$(MediatRVersion)" />
         <PackageReference Update="NLog" Version="4.7.15" />
         <PackageReference Include="Undefined" Version="$(Nowhere)" />
-      </ItemGroup></Project>"""
+      </ItemGroup>
+      <PackageReference Include="NotAnItem" Version="1.0.0" /></Project>"""
     build_props = """<Project><PropertyGroup><MediatRVersion>9.0.0</MediatRVersion></PropertyGroup></Project>"""
     components = scan(
         tmp_path,

@@ -1,0 +1,173 @@
+"""Cross-check the catalogers against a peer's own test fixtures (not collected by pytest).
+
+Usage::
+
+    python tests/peer/crosscheck.py PEER_CHECKOUT
+
+``PEER_CHECKOUT`` is a work tree of aquasecurity/trivy (the fixtures alone do:
+``git archive HEAD pkg/dependency/parser | tar -x -C DIR``). For every format in
+:data:`FORMATS`, the peer's fixture files are laid out as a seller would ship
+them (each under its own directory, with the file name the format is known by)
+in one ``.tar.gz`` package, the package goes through :func:`scanner.pipeline.scan_package`
+with a real clamd, and the components found at each fixture are compared with
+the name/version pairs the peer's tests expect for it (read from the peer's
+``*_test.go`` files and the Go files beside them that hold expected values).
+
+A ``dev`` component the peer does not list is not counted beyond the peer's
+(some of its parsers leave development dependencies out): it is shown apart. Prints
+found/expected per ecosystem, and every pair missed or found beyond the peer's.
+Exit status 1 when a pair is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tarfile
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+OSV = ROOT / "tests" / "data" / "corpus" / "osv"
+
+from ops.clamd import start_clamd  # noqa: E402
+from scanner.model import NEST, Settings  # noqa: E402
+from scanner.pipeline import scan_package  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Format:
+    """One format: where the peer keeps its fixtures and expectations."""
+
+    ecosystem: str
+    #: The peer's parser directory (its testdata/ and *_test.go files are read).
+    directory: str
+    #: The name a seller's file of this format has; "" keeps the fixture's own name.
+    ship_as: str = ""
+    #: Fixtures (names under testdata/) left out, with the reason.
+    skip: dict[str, str] = field(default_factory=dict)
+
+
+TRIVY = "pkg/dependency/parser"
+FORMATS: tuple[Format, ...] = (
+    Format("Maven", f"{TRIVY}/gradle/lockfile", "gradle.lockfile"),
+    Format("NuGet", f"{TRIVY}/nuget/lock", "packages.lock.json"),
+    Format("NuGet", f"{TRIVY}/nuget/config", "packages.config"),
+    Format("NuGet", f"{TRIVY}/nuget/packagesprops", "Directory.Packages.props"),
+    Format("SwiftURL", f"{TRIVY}/swift/swift", "Package.resolved"),
+    Format("CocoaPods", f"{TRIVY}/swift/cocoapods", "Podfile.lock"),
+    Format("ConanCenter", f"{TRIVY}/c/conan", "conan.lock"),
+)
+
+_CASE = re.compile(r'"(testdata/[^"]+)"')
+_PAIR = re.compile(r'\bName:\s*"([^"]*)"[^{}]*?\bVersion:\s*"([^"]*)"', re.S)
+_VAR = re.compile(r"\b(\w+)\s*=\s*\[\]ftypes\.Package\{")
+_WANT_VAR = re.compile(r"\bwant\w*:\s*(\w+)\s*,")
+
+
+def _block(text: str, start: int) -> str:
+    """The braces-balanced text that opens at ``text[start - 1] == "{"``."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return text[start:]
+
+
+def expected(checkout: Path, fmt: Format) -> dict[str, set[tuple[str, str]]]:
+    """testdata file -> the (name, version) pairs the peer's tests expect of it."""
+    directory = checkout / fmt.directory
+    variables: dict[str, set[tuple[str, str]]] = {}
+    for go in directory.glob("*.go"):
+        text = go.read_text(errors="replace")
+        for var in _VAR.finditer(text):
+            variables[var.group(1)] = set(_PAIR.findall(_block(text, var.end())))
+    cases: dict[str, set[tuple[str, str]]] = {}
+    for go in directory.glob("*_test.go"):
+        text = go.read_text(errors="replace")
+        mentions = list(_CASE.finditer(text))
+        for i, mention in enumerate(mentions):
+            end = mentions[i + 1].start() if i + 1 < len(mentions) else len(text)
+            region = text[mention.end():end]
+            if "wantErr" in region and re.search(r'wantErr:\s*"', region):
+                continue  # the peer refuses the file: nothing to find
+            pairs = set(_PAIR.findall(region))
+            for name in _WANT_VAR.findall(region):
+                pairs |= variables.get(name, set())
+            fixture = mention.group(1).removeprefix("testdata/")
+            if (directory / "testdata" / fixture).is_file():
+                cases.setdefault(fixture, set()).update(pairs)
+    return {k: v for k, v in cases.items() if k not in fmt.skip}
+
+
+def build(checkout: Path, work: Path) -> tuple[Path, dict[str, tuple[Format, str, set]]]:
+    """The seller package, and package-relative directory -> (format, fixture, expected)."""
+    layout: dict[str, tuple[Format, str, set]] = {}
+    package = work / "peer_fixtures.tar.gz"
+    with tarfile.open(package, "w:gz") as tar:
+        for n, fmt in enumerate(FORMATS):
+            for fixture, pairs in sorted(expected(checkout, fmt).items()):
+                where = f"app/{n:02d}-{fmt.ecosystem}/{fixture.replace('/', '_')}"
+                name = fmt.ship_as or Path(fixture).name
+                tar.add(checkout / fmt.directory / "testdata" / fixture, f"{where}/{name}")
+                layout[where] = (fmt, fixture, pairs)
+    return package, layout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("checkout", type=Path, help="a work tree of the peer's repository")
+    args = parser.parse_args()
+    if not (args.checkout / TRIVY).is_dir():
+        parser.error(f"{args.checkout} holds no {TRIVY}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        package, layout = build(args.checkout, work)
+        clamd = start_clamd(work / "clamd")
+        try:
+            settings = Settings(osv_paths=(OSV,), clamd=clamd.address, scratch_dir=work)
+            result = scan_package(package, settings)
+        finally:
+            clamd.stop()
+    found: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    dev: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for c in result.components:
+        inside = c.location.split(NEST, 1)[1]
+        where = inside.rsplit("/", 1)[0]
+        found[where].add((c.name, c.version))
+        if c.scope == "dev":
+            dev[where].add((c.name, c.version))
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    missed = False
+    for where, (fmt, fixture, pairs) in sorted(layout.items()):
+        got = found.get(where, set())
+        hit = pairs & got
+        beyond = got - pairs - dev.get(where, set())
+        total = totals[f"{fmt.ecosystem} ({fmt.ship_as})"]
+        total[0] += len(hit)
+        total[1] += len(pairs)
+        total[2] += len(beyond)
+        for pair in sorted(pairs - got):
+            missed = True
+            print(f"MISSED  {fmt.ecosystem:12} {fixture}: {pair[0]} {pair[1]}")
+        for pair in sorted(beyond):
+            print(f"EXTRA   {fmt.ecosystem:12} {fixture}: {pair[0]} {pair[1]}")
+        for pair in sorted(dev.get(where, set()) - pairs):
+            print(f"DEV     {fmt.ecosystem:12} {fixture}: {pair[0]} {pair[1]}")
+    print()
+    print(f"{'format':45} found/expected  beyond the peer's")
+    for name, (hit, want, extra) in sorted(totals.items()):
+        print(f"{name:45} {hit:5}/{want:<8} {extra}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
