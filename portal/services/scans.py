@@ -152,11 +152,11 @@ def fail_stalled(scan_id: int, stage: str | None, idle: float) -> bool:
     False when the scan was no longer running.
     """
     words = STAGES.get(stage or "", (stage or "starting", 0))[0]
-    error = (f"{STALLED} the scan made no progress for {_minutes(idle)} in the {words} stage "
-             "and was stopped; it is not retried by itself. The package may be built to stall "
-             "the scanner: look at it before retrying the scan.")
+    error = (f"{STALLED} no progress for {_minutes(idle)} in the {words} stage; stopped, "
+             "not retried. The package may be built to stall the scanner: look at it before "
+             "retrying.")
     if not _update(scan_id, Scan.state == ScanState.running, state=ScanState.failed,
-                   finished_at=utcnow(), error=error):
+                   finished_at=utcnow(), error=error, stage=(stage or "")[:32] or None):
         return False
     scan = db.session.get(Scan, scan_id)
     record_event(None, "scan.stalled", scan,
@@ -346,8 +346,7 @@ def badge(version: AssetVersion) -> Badge:
                      0, True, "2s")
     if stalled(scan):
         words = STAGES.get(scan.stage or "", (scan.stage or "scan", 0))[0]
-        return Badge("Scan stopped", "status-failed",
-                     f"no progress in the {words} stage; operators have been notified")
+        return Badge("Scan stopped", "status-failed", f"stalled at {words}; operators notified")
     if scan.state is ScanState.failed:
         return Badge("Scanning", "status-scanning", "delayed: operators have been notified",
                      None, True, "2s")
