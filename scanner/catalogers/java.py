@@ -3,7 +3,9 @@ and ``gradle.lockfile``.
 
 Archives (nested ones too):
 
-* ``META-INF/maven/<group>/<artifact>/pom.properties`` is the authority.
+* ``META-INF/maven/<group>/<artifact>/pom.properties`` is the authority; a
+  ``pom.properties`` elsewhere in an archive (relocated by shading) counts when it
+  states all three coordinates.
 * An archive whose ``META-INF/maven/<group>/<artifact>/`` holds only ``pom.xml``
   is named by that path and the pom's version (its own, else its parent's).
 * A Jenkins plugin (``.hpi``/``.jpi``) is named by its manifest's ``Group-Id``,
@@ -13,8 +15,11 @@ Archives (nested ones too):
   is ``<artifact>-<version>.jar``, a manifest version is that version, and the
   group is the ``Implementation-Vendor-Id`` or what the ``Bundle-SymbolicName``
   leaves once the artifact is taken off (the maven-bundle-plugin's rule run
-  backwards). Otherwise nothing is reported: a Maven component without its
-  group id is one no advisory can match.
+  backwards); failing that, the ``Implementation-Vendor-Id`` maven-archiver writes
+  and an ``Implementation-Title`` that is an artifact id (a project without a
+  ``<name>`` is titled by it), with the ``Implementation-Version``. Otherwise
+  nothing is reported: a Maven component without its group id is one no
+  advisory can match.
 
 ``pom.xml`` files a package holds (a project's sources): each dependency with a
 version, ``${property}`` references resolved from the pom, its parents found in
@@ -57,6 +62,10 @@ _PARENTS_MAX = 16
 _EXPAND_MAX = 8
 _ARCHIVE_NAME = re.compile(r"^(?P<artifact>[A-Za-z][\w.-]*?)-(?P<version>\d[\w.+-]*)\.(jar|war|ear|hpi|jpi)$")
 _GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
+_ARTIFACT_ID = re.compile(r"^[a-z][a-z0-9_.-]*$")
+#: A pom.properties elsewhere in an archive (relocated by shading) names a component
+#: only when it states all three coordinates.
+_OTHER_POM = re.compile(r"(^|/)pom\.properties$")
 _PROPERTY = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -111,8 +120,8 @@ def maven(group: str, artifact: str, version: str, location: str, scope: str = "
 def _pom_properties(member: Member) -> Iterator[Component]:
     match = _POM.search(inner(member.location))
     values = properties(read_text(member, _SMALL) or "")
-    group = values.get("groupId") or match.group(2)
-    artifact = values.get("artifactId") or match.group(3)
+    group = values.get("groupId") or (match.group(2) if match else "")
+    artifact = values.get("artifactId") or (match.group(3) if match else "")
     version = values.get("version", "")
     if group and artifact and version:
         yield maven(group, artifact, version, member.location)
@@ -141,9 +150,23 @@ def _manifest(member: Member, named: set[tuple[str, str]]) -> Iterator[Component
         return
     if named:
         return
-    found = _from_file_name(values, leaf(container(member.location)))
+    found = _from_file_name(values, leaf(container(member.location))) or _from_vendor_id(values)
     if found:
         yield maven(*found, member.location)
+
+
+def _from_vendor_id(values: dict[str, str]) -> tuple[str, str, str] | None:
+    """maven-archiver's default entries: the group id, and a title that is an artifact id.
+
+    A project without a ``<name>`` is titled by its artifact id; one with a name
+    (``Jackson-core``, ``Apache Commons Lang``) is not taken for one.
+    """
+    group = values.get("Implementation-Vendor-Id", "").strip()
+    title = values.get("Implementation-Title", "").strip()
+    version = values.get("Implementation-Version", "").strip()
+    if _GROUP.match(group) and _ARTIFACT_ID.match(title) and looks_like_version(version):
+        return group, title, version
+    return None
 
 
 def _from_file_name(values: dict[str, str], file_name: str) -> tuple[str, str, str] | None:
@@ -473,6 +496,12 @@ def _is_gradle_lock(path: str) -> bool:
 def collect(members: Iterable[Member]) -> list[Component]:
     members = list(members)
     found = list(each(members, lambda p: bool(_POM.search(p)), _pom_properties))
+    # Elsewhere in an archive (not in a directory tree of the package itself).
+    found += each(
+        [m for m in members if m.depth > 1],
+        lambda p: bool(_OTHER_POM.search(p)) and not _POM.search(p),
+        _pom_properties,
+    )
     described: dict[str, set[tuple[str, str]]] = {}
     for m in members:
         hit = _POM.search(inner(m.location))
@@ -501,7 +530,7 @@ def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
     return (
         path == _MANIFEST
-        or bool(_POM.search(path))
+        or bool(_OTHER_POM.search(path))
         or _is_pom_file(path)
         or _is_gradle_lock(path)
     )

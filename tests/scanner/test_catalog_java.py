@@ -104,6 +104,13 @@ def test_manifest_only_jars_need_a_real_group_id(tmp_path):
         "lib/jackson-core-2.13.4-copy.jar": zip_bytes({"META-INF/MANIFEST.MF": titled}),
         "lib/core.jar": zip_bytes({"META-INF/MANIFEST.MF": jackson, "a": "renamed"}),
         "lib/jackson-core-2.99.jar": zip_bytes({"META-INF/MANIFEST.MF": jackson, "b": "other"}),
+        # maven-archiver's default entries of a project with no <name>: titled by its artifact id.
+        "lib/plugin.jar": zip_bytes({"META-INF/MANIFEST.MF": manifest(
+            Implementation_Vendor_Id="com.example", Implementation_Title="jenkins-plugin",
+            Implementation_Version="1.0.0")}),
+        "lib/named.jar": zip_bytes({"META-INF/MANIFEST.MF": manifest(
+            Implementation_Vendor_Id="org.example", Implementation_Title="Example Library",
+            Implementation_Version="1.0.0")}),
     }
     components = scan(tmp_path, files)
     assert found(components) == {
@@ -119,6 +126,7 @@ def test_manifest_only_jars_need_a_real_group_id(tmp_path):
             "2.13.4",
             "lib/jackson-core-2.13.4.jar!/META-INF/MANIFEST.MF",
         ),
+        ("Maven", "com.example:jenkins-plugin", "1.0.0", "lib/plugin.jar!/META-INF/MANIFEST.MF"),
     }  # felix: the artifact is the whole symbolic name, its group any prefix of it
     assert all(":" in c.name for c in components)
     assert "pkg:maven/com.fasterxml.jackson.core/jackson-core@2.13.4" in purls(components)
@@ -137,6 +145,34 @@ def test_manifest_only_jars_need_a_real_group_id(tmp_path):
 )
 def test_bundle_symbolic_name_back_to_the_group(symbolic, artifact, group):
     assert java._bundle_group(symbolic, artifact) == group
+
+
+def test_pom_properties_relocated_inside_an_archive(tmp_path):
+    shaded = zip_bytes(
+        {
+            "META-INF/maven/io.quarkus.gizmo/gizmo/pom.properties": pom("io.quarkus.gizmo", "gizmo", "1.1"),
+            "shaded/jackson/pom.properties": pom("com.fasterxml.jackson.core", "jackson-databind", "2.12.3"),
+            "shaded/partial/pom.properties": "groupId=a.b\nversion=1.0\n",
+        }
+    )
+    components = scan(
+        tmp_path,
+        {"lib/gizmo-1.1.jar": shaded, "src/target/maven-archiver/pom.properties": pom("com.acme", "app", "1.0")},
+    )
+    assert found(components) == {
+        (
+            "Maven",
+            "io.quarkus.gizmo:gizmo",
+            "1.1",
+            "lib/gizmo-1.1.jar!/META-INF/maven/io.quarkus.gizmo/gizmo/pom.properties",
+        ),
+        (
+            "Maven",
+            "com.fasterxml.jackson.core:jackson-databind",
+            "2.12.3",
+            "lib/gizmo-1.1.jar!/shaded/jackson/pom.properties",
+        ),
+    }  # not the partial one, nor the build directory of the package's own sources
 
 
 def test_jenkins_plugins(tmp_path):
