@@ -1,8 +1,12 @@
 import pytest
+from sqlalchemy import update
 
+from portal.extensions import db
 from portal.models import AuditEvent, Role
+from portal.models.user import PasswordReset
 from portal.services import users
-from portal.services.errors import Forbidden, ValidationError
+from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.timeutil import utcnow
 
 
 def test_register_and_authenticate(app):
@@ -84,3 +88,55 @@ def test_list_users_filters(app, factories):
     factories.user(Role.reviewer, email="bob@example.com")
     assert [u.email for u in users.list_users(q="ALI")] == ["alice@example.com"]
     assert [u.email for u in users.list_users(role="reviewer")] == ["bob@example.com"]
+
+
+# --- sessions and resets --------------------------------------------------------------------
+
+def _link(token: str) -> str:
+    return f"https://assay.example/auth/reset/{token}"
+
+
+def test_a_session_id_names_the_user_only_at_its_version(app, factories):
+    user = factories.user()
+    assert users.user_for_session(user.get_id()) == user
+    for stale in (str(user.id), f"{user.id}:x", "", f"{user.id}:{user.session_version + 1}"):
+        assert users.user_for_session(stale) is None
+    users.end_sessions(user)
+    assert users.user_for_session(f"{user.id}:0") is None
+    assert users.user_for_session(user.get_id()) == user
+
+
+def test_deactivation_ends_sessions_and_open_reset_links(app, factories):
+    operator, user = factories.user(Role.operator), factories.user()
+    session_id = user.get_id()
+    issued = users.issue_reset(operator, user.id, _link)
+    token = issued.link.rsplit("/", 1)[1]
+    users.set_active(operator, user.id, False)
+    assert users.user_for_session(session_id) is None
+    with pytest.raises(NotFound):
+        users.reset_for_token(token)
+    with pytest.raises(ValidationError, match="Reactivate"):
+        users.issue_reset(operator, user.id, _link)
+    users.set_active(operator, user.id, True)
+    assert users.user_for_session(session_id) is None  # reactivation brings nothing back
+    with pytest.raises(NotFound):
+        users.reset_for_token(token)
+
+
+def test_a_reset_link_is_spent_by_its_first_use(app, factories, monkeypatch):
+    operator, user = factories.user(Role.operator), factories.user()
+    token = users.issue_reset(operator, user.id, _link).link.rsplit("/", 1)[1]
+    stale = users.reset_for_token(token)  # this request looked the link up: still unused
+    with db.engine.begin() as other:  # ... and another request used it in the meantime
+        other.execute(update(PasswordReset).where(PasswordReset.id == stale.id)
+                      .values(used_at=utcnow()))
+    monkeypatch.setattr(users, "reset_for_token", lambda _token: stale)
+    with pytest.raises(NotFound, match="already used"):
+        users.complete_reset(token, "second new password")
+    assert users.authenticate(user.email, "second new password") is None
+
+
+def test_only_operators_issue_reset_links(app, factories):
+    reviewer, seller = factories.user(Role.reviewer), factories.user()
+    with pytest.raises(Forbidden):
+        users.issue_reset(reviewer, seller.id, _link)
