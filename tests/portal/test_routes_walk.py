@@ -16,8 +16,9 @@ and that a refused request leaves no audit event behind. A rule with no entry fa
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -28,10 +29,11 @@ from flask import g
 from portal import storage
 from portal.extensions import db
 from portal.models import (
-    Appeal, AppealClaim, AppealEvidence, AuditEvent, CalendarDay, Role, ScanState, UploadSession,
-    VersionStatus,
+    AcceptedFalsePositive, Appeal, AppealClaim, AppealEvidence, AuditEvent, CalendarDay, Role,
+    ScanState, UploadSession, VersionStatus,
 )
 from portal.timeutil import utcnow
+from scanner.model import Finding, PackageInfo, ScanInfo, ScanResult
 
 PUBLIC, SIGNED_IN, SELLER, REVIEWER, OPERATOR = (
     "public", "signed in", "owner", "reviewer", "operator")
@@ -156,6 +158,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("admin.scan_retry", "POST"): Route(OPERATOR, lambda w: {"scan_id": w.scan.id},
                                         changes=True),
     ("admin.audit", "GET"): Route(OPERATOR),
+    ("admin.acceptances", "GET"): Route(OPERATOR, _asset),
+    ("admin.acceptance_revoke", "POST"): Route(
+        OPERATOR, lambda w: {"acceptance_id": _acceptance(w)}, changes=True),
     ("admin.audit_export", "GET"): Route(OPERATOR),
     ("admin_calendar.index", "GET"): Route(OPERATOR),
     ("admin_calendar.set_day", "POST"): Route(OPERATOR, changes=True),
@@ -193,6 +198,20 @@ def test_state_changing_methods_are_marked():
 
 # --- rows ---------------------------------------------------------------------------------
 
+def _acceptance(w) -> int:
+    row = AcceptedFalsePositive(asset_id=w.asset.id, fingerprint=secrets.token_hex(8),
+                                accepted_by_name="Rita Reviewer", note="")
+    db.session.add(row)
+    db.session.commit()
+    return row.id
+
+
+FINDING = Finding(id="f" * 16, type="unscanned", location="app.zip!/payload.bin", blocking=True,
+                  engine="unpack", summary="encrypted")
+SUMMARY = ScanResult("rejected", PackageInfo("app.zip", 22, "ab" * 32, "zip"), (), (FINDING,),
+                     ScanInfo("assay-test", 7.0, {"clamav": "test"}, 0, "t0", "t1"))
+
+
 def _calendar_day() -> int:
     row = CalendarDay(day=date(2031, 5, 6), working=False, note="test")
     db.session.add(row)
@@ -208,15 +227,16 @@ def _world(factories, seller=None) -> World:
     prefix = storage.scan_prefix(seller.id, asset.id, version.id, 0)
     scan = factories.scan(version, state=ScanState.done, verdict="rejected",
                           report_key=prefix + "report.xlsx", sbom_key=prefix + "sbom.json",
-                          finished_at=utcnow())
+                          summary_key=prefix + "summary.json", finished_at=utcnow())
     storage.put_bytes(scan.report_key, b"report")
     storage.put_bytes(scan.sbom_key, b"{}")
+    storage.put_bytes(scan.summary_key, json.dumps(SUMMARY.to_dict()).encode())
     draft = factories.version(asset, package=b"PK\x05\x06" + b"\0" * 18)
     appeal_prefix = storage.appeal_prefix(seller.id, asset.id, version.id, storage.new_upload_id())
     appeal = Appeal(version_id=version.id, scan_id=scan.id, seller_id=seller.id,
                     proof_key=appeal_prefix + "proof.xlsx", proof_name="proof.xlsx",
                     due_at=utcnow() + timedelta(days=3))
-    claim = AppealClaim(appeal=appeal, finding_fingerprint="f" * 16, reason="not reachable")
+    claim = AppealClaim(appeal=appeal, finding_fingerprint=FINDING.id, reason="not reachable")
     evidence = AppealEvidence(appeal=appeal, key=appeal_prefix + "evidence.txt",
                               filename="evidence.txt", size=4,
                               sha256=hashlib.sha256(b"note").hexdigest())
