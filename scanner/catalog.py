@@ -24,6 +24,7 @@ from scanner.catalogers import (
     dotnet,
     golang,
     java,
+    js_locks,
     native,
     npm,
     php,
@@ -38,11 +39,12 @@ from scanner.model import NEST, Component
 from scanner.unpack import Member, Unpacked
 
 CATALOGERS = (
-    python, python_locks, conda, npm, java, golang, rust, php, dotnet, swift, cpp, distro, native
+    python, python_locks, conda, npm, js_locks, java, golang, rust, php, dotnet, swift, cpp,
+    distro, native,
 )
 #: Catalogers that read metadata files by path: their ``keeps(path)`` tells which.
 _BY_PATH = (
-    python, python_locks, conda, npm, java, golang, rust, php, dotnet, swift, cpp, distro
+    python, python_locks, conda, npm, js_locks, java, golang, rust, php, dotnet, swift, cpp, distro
 )
 #: Bytes of a file's start :meth:`Catalog.offer` needs.
 HEAD_BYTES = 4

@@ -1,0 +1,322 @@
+"""JavaScript lock files besides npm's: Yarn (v1 and berry), pnpm and Bun.
+
+Sources and the scope each states:
+
+- ``yarn.lock`` v1 (its own format) and berry (v2+, YAML with ``__metadata``): every
+  resolved registry package; an alias (``"x@npm:case@1.6.3"``) is the real package.
+  Neither format says which packages are dev: scope "unknown". Workspace, link,
+  portal, file and patch entries are the project's own code, not components.
+- ``pnpm-lock.yaml``, lockfile versions 5 to 9: v5/v6 mark packages ``dev: true``
+  (dev), ``dev: false`` (runtime) and ``optional: true``; v9 states no flag, so the
+  scope follows the graph from the importers (``dependencies`` runtime,
+  ``optionalDependencies`` optional, ``devDependencies`` dev).
+- ``bun.lock`` (text, JSONC): the graph from the workspaces, as for pnpm v9.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+
+from scanner.catalogers import _lockyaml
+from scanner.catalogers._common import (
+    PARSE_ERRORS,
+    as_dict,
+    as_list,
+    inner,
+    leaf,
+    looks_like_version,
+    read_text,
+    text,
+)
+from scanner.catalogers.npm import npm_component
+from scanner.model import Component
+from scanner.unpack import Member
+
+_LOCKS = ("yarn.lock", "pnpm-lock.yaml", "bun.lock")
+#: Packages of one lock file.
+_ENTRIES_MAX = 200_000
+_RANK = {"runtime": 0, "optional": 1, "dev": 2}
+_LOCAL = ("workspace:", "link:", "portal:", "file:", "patch:", "exec:")
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``@scope/name@range`` -> (``@scope/name``, ``range``)."""
+    at = spec.find("@", 1)
+    if at < 0:
+        return spec, ""
+    return spec[:at], spec[at + 1 :]
+
+
+def _npm(name: str, version: str, location: str, scope: str) -> Component | None:
+    return npm_component(name, version, location, scope)
+
+
+# -- Yarn -----------------------------------------------------------------------------
+
+
+def _yarn_v1(body: str, location: str) -> Iterator[Component]:
+    specs: list[str] = []
+    for count, line in enumerate(body.splitlines()):
+        if count >= _lockyaml.MAX_LINES:
+            return
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith(" "):
+            specs = [s.strip().strip('"') for s in line.rstrip().rstrip(":").split(",")]
+            continue
+        if line.startswith("  ") and not line.startswith("   ") and specs:
+            key, _, value = line.strip().partition(" ")
+            if key.rstrip(":") != "version":
+                continue
+            version = value.strip().strip('"')
+            name, wanted = split_spec(specs[0])
+            if wanted.startswith("npm:"):
+                name, _ = split_spec(wanted[4:])
+            elif wanted.startswith(_LOCAL):
+                specs = []
+                continue
+            found = _npm(name, version, location, "unknown")
+            if found:
+                yield found
+            specs = []
+
+
+def _yarn_berry(data: dict, location: str) -> Iterator[Component]:
+    for key, entry in list(data.items())[:_ENTRIES_MAX]:
+        entry = as_dict(entry)
+        if key == "__metadata" or not entry:
+            continue
+        resolution = text(entry.get("resolution")) or key.split(",")[0].strip()
+        name, reference = split_spec(resolution)
+        if not reference.startswith("npm:"):
+            continue  # workspace, patch, link, git: the project's own or not a release
+        version = text(entry.get("version")) or reference[4:]
+        found = _npm(name, version, location, "unknown")
+        if found:
+            yield found
+
+
+def _yarn(body: str, location: str) -> Iterator[Component]:
+    if "__metadata:" in body[:4096]:
+        yield from _yarn_berry(_lockyaml.loads(body), location)
+    else:
+        yield from _yarn_v1(body, location)
+
+
+# -- pnpm -----------------------------------------------------------------------------
+
+
+_PNPM_V5 = re.compile(r"^((?:@[^/]+/)?[^/@]+)/([^/_]+)(?:_.*)?$")
+
+
+def _pnpm_key(key: str) -> tuple[str, str]:
+    """(name, version) of a pnpm package key, in any lockfile version."""
+    key = key.strip()
+    if "(" in key:
+        key = key[: key.index("(")]
+    key = key.lstrip("/")
+    v5 = _PNPM_V5.match(key)  # "/name/1.0.0", "/@scope/name/1.0.0_peer@1.0.0"
+    if v5:
+        return v5.group(1), v5.group(2)
+    if "@" in key[1:]:  # v6 "/name@1.0.0", v9 "name@1.0.0"
+        return split_spec(key)
+    # a tarball or another registry: "registry.example/name/1.0.0" (the entry names it)
+    name, _, version = re.sub(r"_[^/]*$", "", key).rpartition("/")
+    return name, version
+
+
+def _pnpm(data: dict, location: str) -> Iterator[Component]:
+    packages = as_dict(data.get("packages"))
+    snapshots = as_dict(data.get("snapshots"))
+    try:
+        major = int(float(str(data.get("lockfileVersion", "9")).strip("'\"")))
+    except ValueError:
+        major = 9
+    flags = major < 9 and not snapshots
+    scope_of = {} if flags else _pnpm_graph(data, packages, snapshots)
+    for key, entry in list(packages.items())[:_ENTRIES_MAX]:
+        entry = as_dict(entry)
+        name, version = _pnpm_key(key)
+        name = text(entry.get("name")) or name
+        version = text(entry.get("version")) or version
+        if flags:
+            if entry.get("dev") is True:
+                scope = "dev"
+            elif entry.get("optional") is True:
+                scope = "optional"
+            else:
+                scope = "runtime"
+        else:
+            scope = scope_of.get(_pnpm_id(key), "unknown")
+        found = _npm(name, version, location, scope)
+        if found:
+            yield found
+
+
+def _pnpm_id(key: str) -> str:
+    """A package's key without its peer suffix: ``a@1.0.0(b@2.0.0)`` -> ``a@1.0.0``."""
+    key = key.lstrip("/")
+    return key[: key.index("(")] if "(" in key else key
+
+
+def _pnpm_graph(data: dict, packages: dict, snapshots: dict) -> dict[str, str]:
+    """Scope of each package (by :func:`_pnpm_id`) from the importers' dependency kinds."""
+    nodes = snapshots or packages
+
+    def target(name: str, ref) -> str | None:
+        ref = text(as_dict(ref).get("version")) if isinstance(ref, dict) else text(ref)
+        if not ref or ref.startswith(("link:", "file:")):
+            return None
+        return ref if "@" in ref[1:] and not ref.startswith("(") else f"{name}@{ref}"
+
+    importers = as_dict(data.get("importers")) or {".": data}
+    scope_of: dict[str, str] = {}
+    by_snapshot: dict[str, dict] = {k.lstrip("/"): as_dict(v) for k, v in nodes.items()}
+
+    def reach(start: list[tuple[str, str]]) -> None:
+        stack = list(start)
+        steps = 0
+        while stack and steps < _ENTRIES_MAX * 4:
+            steps += 1
+            node, node_scope = stack.pop()
+            pid = _pnpm_id(node)
+            if pid in scope_of and _RANK[scope_of[pid]] <= _RANK[node_scope]:
+                continue
+            scope_of[pid] = node_scope
+            entry = by_snapshot.get(node, {})
+            weaker = "optional" if node_scope == "runtime" else node_scope
+            for field, s in (("dependencies", node_scope), ("optionalDependencies", weaker)):
+                for name, ref in as_dict(entry.get(field)).items():
+                    t = target(name, ref)
+                    if t:
+                        stack.append((t, s))
+
+    for field, scope in (
+        ("dependencies", "runtime"), ("optionalDependencies", "optional"),
+        ("devDependencies", "dev"),
+    ):
+        for importer in importers.values():
+            deps = as_dict(as_dict(importer).get(field))
+            reach([(t, scope) for n, r in deps.items() if (t := target(n, r))])
+    return scope_of
+
+
+# -- Bun ------------------------------------------------------------------------------
+
+
+def jsonc(body: str):
+    """JSON with comments and trailing commas, as bun.lock is written."""
+    out: list[str] = []
+    i, n = 0, len(body)
+    while i < n:
+        ch = body[i]
+        if ch == '"':
+            j = i + 1
+            while j < n and body[j] != '"':
+                j += 2 if body[j] == "\\" else 1
+            out.append(body[i : j + 1])
+            i = j + 1
+        elif body.startswith("//", i):
+            j = body.find("\n", i)
+            i = n if j < 0 else j
+        elif body.startswith("/*", i):
+            j = body.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif ch == ",":
+            j = i + 1
+            while j < n and body[j] in " \t\r\n":
+                j += 1
+            if j < n and body[j] in "]}":
+                i += 1
+                continue
+            out.append(ch)
+            i += 1
+        else:
+            j = i
+            while j < n and body[j] not in '",/':
+                j += 1
+            if j == i:
+                out.append(ch)
+                j = i + 1
+            else:
+                out.append(body[i:j])
+            i = j
+    return json.loads("".join(out))
+
+
+def _bun(data: dict, location: str) -> Iterator[Component]:
+    packages = as_dict(data.get("packages"))
+
+    def resolve(parent: str, name: str) -> str | None:
+        nested = f"{parent}/{name}" if parent else name
+        if nested in packages:
+            return nested
+        return name if name in packages else None
+
+    scope_of: dict[str, str] = {}
+
+    def reach(start: list[tuple[str, str]]) -> None:
+        stack = list(start)
+        steps = 0
+        while stack and steps < _ENTRIES_MAX * 4:
+            steps += 1
+            key, node_scope = stack.pop()
+            if key in scope_of and _RANK[scope_of[key]] <= _RANK[node_scope]:
+                continue
+            scope_of[key] = node_scope
+            entry = as_list(packages.get(key))
+            info = as_dict(entry[2]) if len(entry) > 2 else {}
+            weaker = "optional" if node_scope == "runtime" else node_scope
+            for field, s in (("dependencies", node_scope), ("optionalDependencies", weaker)):
+                for dep in as_dict(info.get(field)):
+                    t = resolve(key, dep)
+                    if t:
+                        stack.append((t, s))
+
+    for field, scope in (
+        ("dependencies", "runtime"), ("optionalDependencies", "optional"),
+        ("peerDependencies", "runtime"), ("devDependencies", "dev"),
+    ):
+        for workspace in as_dict(data.get("workspaces")).values():
+            deps = as_dict(as_dict(workspace).get(field))
+            reach([(t, scope) for d in deps if (t := resolve("", d))])
+
+    for key, entry in list(packages.items())[:_ENTRIES_MAX]:
+        ident = text(as_list(entry)[0]) if as_list(entry) else ""
+        name, version = split_spec(ident)
+        if not looks_like_version(version):
+            continue  # workspace:, github:, file:, link: and tarball URLs
+        found = _npm(name, version, location, scope_of.get(key, "unknown"))
+        if found:
+            yield found
+
+
+# -- the cataloger --------------------------------------------------------------------
+
+
+def _parse(member: Member) -> list[Component]:
+    body = read_text(member) or ""
+    name = leaf(inner(member.location))
+    if name == "yarn.lock":
+        return list(_yarn(body, member.location))
+    if name == "pnpm-lock.yaml":
+        return list(_pnpm(_lockyaml.loads(body), member.location))
+    return list(_bun(as_dict(jsonc(body)), member.location))
+
+
+def collect(members: Iterable[Member]) -> list[Component]:
+    found: list[Component] = []
+    for member in members:
+        if member.depth and keeps(inner(member.location)):
+            try:
+                found += _parse(member)
+            except PARSE_ERRORS:
+                continue
+    return found
+
+
+def keeps(path: str) -> bool:
+    """Whether :func:`collect` may read the file at this inner path."""
+    return leaf(path) in _LOCKS
