@@ -1,4 +1,4 @@
-"""Operator pages: users and roles, and scans that failed, were retried or got stuck."""
+"""Operator pages: users and roles, scans that failed, were retried or got stuck, and the audit trail."""
 
 from __future__ import annotations
 
