@@ -1,4 +1,5 @@
-"""Operator pages: users and roles, scans that failed, were retried or got stuck, and the audit trail."""
+"""Operator pages: users and roles, scans that failed, were retried or got stuck, and the
+audit trail."""
 
 from __future__ import annotations
 
