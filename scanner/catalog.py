@@ -30,6 +30,7 @@ from scanner.catalogers import (
     php,
     python,
     python_locks,
+    ruby,
     rust,
     swift,
 )
@@ -40,11 +41,12 @@ from scanner.unpack import Member, Unpacked
 
 CATALOGERS = (
     python, python_locks, conda, npm, js_locks, java, golang, rust, php, dotnet, swift, cpp,
-    distro, native,
+    ruby, distro, native,
 )
 #: Catalogers that read metadata files by path: their ``keeps(path)`` tells which.
 _BY_PATH = (
-    python, python_locks, conda, npm, js_locks, java, golang, rust, php, dotnet, swift, cpp, distro
+    python, python_locks, conda, npm, js_locks, java, golang, rust, php, dotnet, swift, cpp,
+    ruby, distro,
 )
 #: Bytes of a file's start :meth:`Catalog.offer` needs.
 HEAD_BYTES = 4
