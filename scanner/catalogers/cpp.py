@@ -82,7 +82,8 @@ def _conan_lock(member: Member) -> Iterator[Component]:
         found = conan(text(node.get("ref")), member.location, scope)
         if found:
             yield found
-    for key, scope in (("requires", "runtime"), ("build_requires", "dev"), ("python_requires", "dev")):
+    sections = (("requires", "runtime"), ("build_requires", "dev"), ("python_requires", "dev"))
+    for key, scope in sections:
         for reference in as_list(data.get(key)):  # Conan 2
             found = conan(text(reference), member.location, scope)
             if found:

@@ -60,7 +60,9 @@ _POM_MAX = 4 * 1024 * 1024
 #: Parents followed from one pom, and rounds of ``${...}`` substitution.
 _PARENTS_MAX = 16
 _EXPAND_MAX = 8
-_ARCHIVE_NAME = re.compile(r"^(?P<artifact>[A-Za-z][\w.-]*?)-(?P<version>\d[\w.+-]*)\.(jar|war|ear|hpi|jpi)$")
+_ARCHIVE_NAME = re.compile(
+    r"^(?P<artifact>[A-Za-z][\w.-]*?)-(?P<version>\d[\w.+-]*)\.(jar|war|ear|hpi|jpi)$"
+)
 _GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
 _ARTIFACT_ID = re.compile(r"^[a-z][a-z0-9_.-]*$")
 #: A pom.properties elsewhere in an archive (relocated by shading) names a component
@@ -101,7 +103,9 @@ def manifest(text: str) -> dict[str, str]:
     return values
 
 
-def maven(group: str, artifact: str, version: str, location: str, scope: str = "runtime") -> Component:
+def maven(
+    group: str, artifact: str, version: str, location: str, scope: str = "runtime"
+) -> Component:
     return component(
         "Maven",
         f"{group}:{artifact}",
@@ -363,7 +367,8 @@ class _Poms:
         while pom.parent_artifact and len(chain) < _PARENTS_MAX:
             parent = None
             if pom.parent_path:
-                path = posixpath.normpath(posixpath.join(posixpath.dirname(location), pom.parent_path))
+                here = posixpath.dirname(location)
+                path = posixpath.normpath(posixpath.join(here, pom.parent_path))
                 if not path.endswith(".xml"):
                     path = f"{path}/pom.xml"
                 hit = self.by_path.get(path)
@@ -397,29 +402,34 @@ def _inherit(pom: Pom, chain: list[Pom]) -> None:
         pom.version = pom.parent_version
 
 
-def _managed(pom: Pom, chain: list[Pom], poms: _Poms, depth: int = 0) -> dict[tuple[str, str], Dependency]:
+def _managed(
+    pom: Pom, chain: list[Pom], poms: _Poms, depth: int = 0
+) -> dict[tuple[str, str], Dependency]:
     """groupId:artifactId -> the managed dependency (versions and scopes expanded)."""
     table: dict[tuple[str, str], Dependency] = {}
+    imports: list[tuple[str, str, str]] = []
+    # As Maven does, the model is inherited first and interpolated after: a parent's
+    # ${...} takes the value the scanned pom gives it.
     for owner in [pom, *chain]:
-        owner_chain = chain[chain.index(owner) + 1:] if owner is not pom else chain
-        if owner is not pom:
-            _inherit(owner, owner_chain)
         for dep in owner.managed:
-            group, artifact = owner.expand(dep.group), owner.expand(dep.artifact)
-            version = owner.expand(dep.version)
+            group, artifact = pom.expand(dep.group), pom.expand(dep.artifact)
+            version = pom.expand(dep.version)
             if dep.scope == "import" and dep.type == "pom":
-                hit = poms.by_gav.get((group, artifact, version))
-                if hit is not None and depth < _PARENTS_MAX:
-                    bom_location, bom = hit
-                    bom_chain = poms.parents(bom_location, bom)
-                    _inherit(bom, bom_chain)
-                    for key, value in _managed(bom, bom_chain, poms, depth + 1).items():
-                        table.setdefault(key, value)
+                imports.append((group, artifact, version))
                 continue
             table.setdefault(
                 (group, artifact),
-                Dependency(group, artifact, version, owner.expand(dep.scope), dep.optional),
+                Dependency(group, artifact, version, pom.expand(dep.scope), dep.optional),
             )
+    # What the poms manage themselves wins over what they import, in any order.
+    for gav in imports:
+        hit = poms.by_gav.get(gav)
+        if hit is not None and depth < _PARENTS_MAX:
+            bom_location, bom = hit
+            bom_chain = poms.parents(bom_location, bom)
+            _inherit(bom, bom_chain)
+            for key, value in _managed(bom, bom_chain, poms, depth + 1).items():
+                table.setdefault(key, value)
     return table
 
 
@@ -433,9 +443,9 @@ def _project(member: Member, pom: Pom, poms: _Poms) -> Iterator[Component]:
     declared: dict[tuple[str, str], Dependency] = {}
     for owner in [pom, *chain]:  # a parent's dependencies are inherited
         for dep in owner.dependencies:
-            key = (owner.expand(dep.group), owner.expand(dep.artifact))
-            declared.setdefault(key, Dependency(*key, owner.expand(dep.version),
-                                                owner.expand(dep.scope), dep.optional))
+            key = (pom.expand(dep.group), pom.expand(dep.artifact))
+            declared.setdefault(key, Dependency(*key, pom.expand(dep.version),
+                                                pom.expand(dep.scope), dep.optional))
     for (group, artifact), dep in declared.items():
         manage = managed.get((group, artifact))
         version = dep.version or (manage.version if manage else "")

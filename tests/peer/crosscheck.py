@@ -13,8 +13,9 @@ with a real clamd, and the components found at each fixture are compared with
 the name/version pairs the peer's tests expect for it (read from the peer's
 ``*_test.go`` files and the Go files beside them that hold expected values).
 
-A ``dev`` component the peer does not list is not counted beyond the peer's
-(some of its parsers leave development dependencies out): it is shown apart. Prints
+A ``dev`` or ``optional`` component the peer does not list is not counted beyond
+the peer's (some of its parsers leave development and provided dependencies out):
+it is shown apart. Prints
 found/expected per ecosystem, and every pair missed or found beyond the peer's.
 Exit status 1 when a pair is missed.
 """
@@ -50,6 +51,9 @@ class Format:
     ship_as: str = ""
     #: Fixtures (names under testdata/) left out, with the reason.
     skip: dict[str, str] = field(default_factory=dict)
+    #: Maven projects: each case is a directory holding a pom.xml, the peer's local
+    #: repository beside them (shipped in the package too).
+    pom: bool = False
     #: Archives: the expectations are Go variables of packages that name their
     #: ``FilePath``; these variables are left out (what the peer asks a server for).
     archive_skip_vars: tuple[str, ...] | None = None
@@ -68,7 +72,48 @@ FORMATS: tuple[Format, ...] = (
     # artifact id); wantOffline is the peer's offline guess from a manifest title.
     Format("Maven", f"{TRIVY}/java/jar",
            archive_skip_vars=("wantSHA1", "wantHeuristic", "wantOffline")),
+    Format("Maven", f"{TRIVY}/java/pom", "pom.xml", pom=True),
 )
+
+_POM_CASE = re.compile(r'inputFile:\s*filepath\.Join\(((?:\s*"[^"]*",?)+)\s*\)')
+
+
+def pom_cases(directory: Path) -> dict[str, set[tuple[str, str]]]:
+    """Case directory (under testdata/) -> the pairs of the local-repository cases.
+
+    The project itself and its modules (``RelationshipRoot``, ``RelationshipWorkspace``)
+    are left out: a project's own coordinates are not a component, as an
+    application's own package.json is not.
+    """
+    text = (directory / "parse_test.go").read_text(errors="replace")
+    # Expected packages written as calls of helper functions: exampleApi("hash").
+    helpers: dict[str, tuple[str, str]] = {}
+    helper = re.compile(r"(?:^func (\w+)|\b(\w+)\s*:?=\s*func)\([^)]*\) ftypes\.Package \{", re.M)
+    for func in helper.finditer(text):
+        body = _block(text, func.end())
+        pair = _PAIR.search(body)
+        if pair and "RelationshipRoot" not in body and "RelationshipWorkspace" not in body:
+            helpers[func.group(1) or func.group(2)] = (pair.group(1), pair.group(2))
+    mentions = list(_POM_CASE.finditer(text))
+    cases: dict[str, set[tuple[str, str]]] = {}
+    for i, mention in enumerate(mentions):
+        end = mentions[i + 1].start() if i + 1 < len(mentions) else len(text)
+        region = text[mention.end():end]
+        if not re.search(r"local:\s*true", region) or re.search(r'wantErr:\s*"', region):
+            continue
+        parts = re.findall(r'"([^"]*)"', mention.group(1))
+        if parts[:1] != ["testdata"] or parts[-1] != "pom.xml":
+            continue
+        pairs = cases.setdefault("/".join(parts[1:-1]), set())
+        want = region.split("wantDeps", 1)[0]
+        names = list(re.finditer(r'\bName:\s*"([^"]*)"', want))
+        for j, name in enumerate(names):
+            entry = want[name.start(): names[j + 1].start() if j + 1 < len(names) else len(want)]
+            version = re.search(r'\bVersion:\s*"([^"]*)"', entry)
+            if version and "RelationshipRoot" not in entry and "RelationshipWorkspace" not in entry:
+                pairs.add((name.group(1), version.group(1)))
+        pairs.update(helpers[call] for call in re.findall(r"\b(\w+)\(", want) if call in helpers)
+    return cases
 
 _CASE = re.compile(r'"(testdata/[^"]+)"')
 _PAIR = re.compile(r'\bName:\s*"([^"]*)"[^{}]*?\bVersion:\s*"([^"]*)"', re.S)
@@ -99,6 +144,8 @@ _TRIPLE = re.compile(
 def expected(checkout: Path, fmt: Format) -> dict[str, set[tuple[str, str]]]:
     """testdata file -> the (name, version) pairs the peer's tests expect of it."""
     directory = checkout / fmt.directory
+    if fmt.pom:
+        return pom_cases(directory)
     if fmt.archive_skip_vars is not None:
         cases: dict[str, set[tuple[str, str]]] = {}
         for go in directory.glob("*_test.go"):
@@ -133,12 +180,36 @@ def expected(checkout: Path, fmt: Format) -> dict[str, set[tuple[str, str]]]:
     return {k: v for k, v in cases.items() if k not in fmt.skip}
 
 
+def modules(checkout_testdata: Path, where: str) -> set[str]:
+    """The package paths of a case's pom.xml and of its modules' (recursively)."""
+    prefix, _, case = where.partition("-pom/")
+    found: set[str] = set()
+    todo = [case]
+    while todo and len(found) < 100:
+        directory = todo.pop()
+        pom = checkout_testdata / directory / "pom.xml"
+        path = f"{prefix}-pom/{directory}/pom.xml"
+        if path in found or not pom.is_file():
+            continue
+        found.add(path)
+        text = pom.read_text(errors="replace")
+        for module in re.findall(r"<module>([^<]+)</module>", text):
+            todo.append(f"{directory}/{module.strip()}".rstrip("/"))
+    return found
+
+
 def build(checkout: Path, work: Path) -> tuple[Path, dict[str, tuple[Format, str, set]]]:
     """The seller package, and package-relative directory -> (format, fixture, expected)."""
     layout: dict[str, tuple[Format, str, set]] = {}
     package = work / "peer_fixtures.tar.gz"
     with tarfile.open(package, "w:gz") as tar:
         for n, fmt in enumerate(FORMATS):
+            if fmt.pom:  # every case's directory and the local repository, as they are
+                where = f"app/{n:02d}-{fmt.ecosystem}-pom"
+                tar.add(checkout / fmt.directory / "testdata", where)
+                for case, pairs in sorted(expected(checkout, fmt).items()):
+                    layout[f"{where}/{case}"] = (fmt, case, pairs)
+                continue
             for fixture, pairs in sorted(expected(checkout, fmt).items()):
                 where = f"app/{n:02d}-{fmt.ecosystem}/{fixture.replace('/', '_')}"
                 name = fmt.ship_as or Path(fixture).name
@@ -151,6 +222,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("checkout", type=Path, help="a work tree of the peer's repository")
     args = parser.parse_args()
+    global work_poms
+    work_poms = args.checkout / TRIVY / "java" / "pom" / "testdata"
     if not (args.checkout / TRIVY).is_dir():
         parser.error(f"{args.checkout} holds no {TRIVY}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,9 +239,11 @@ def main() -> int:
     dev: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for c in result.components:
         inside = c.location.split(NEST, 1)[1]
-        where = next((k for k in layout if inside.startswith(k + "/")), "")
+        where = max((k for k in layout if inside.startswith(k + "/")), key=len, default="")
+        if where and layout[where][0].pom and inside not in modules(work_poms, where):
+            continue  # a parent's or a sibling's own pom, not the case's
         found[where].add((c.name, c.version))
-        if c.scope == "dev":
+        if c.scope in ("dev", "optional"):
             dev[where].add((c.name, c.version))
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     missed = False
@@ -186,7 +261,7 @@ def main() -> int:
         for pair in sorted(beyond):
             print(f"EXTRA   {fmt.ecosystem:12} {fixture}: {pair[0]} {pair[1]}")
         for pair in sorted(dev.get(where, set()) - pairs):
-            print(f"DEV     {fmt.ecosystem:12} {fixture}: {pair[0]} {pair[1]}")
+            print(f"DEV/OPT {fmt.ecosystem:12} {fixture}: {pair[0]} {pair[1]}")
     print()
     print(f"{'format':45} found/expected  beyond the peer's")
     for name, (hit, want, extra) in sorted(totals.items()):

@@ -410,3 +410,51 @@ def test_java_sources_through_the_scan(tmp_path, scan_package_at):
     assert ("org.mockito:mockito-core", "4.8.1", "dev") in {
         (c.name, c.version, c.scope) for c in result.components
     }
+
+
+def test_pom_parent_values_take_the_child_properties(tmp_path):
+    # As Maven builds the model: inherit first, interpolate after.
+    parent = """<project><groupId>com.example</groupId><artifactId>parent</artifactId>
+      <version>1.0.0</version><properties><bom.version>1.0.0</bom.version>
+      <api.version>5.0.1</api.version></properties>
+      <dependencyManagement><dependencies>
+        <dependency><groupId>org.example</groupId><artifactId>example-bom</artifactId>
+          <version>${bom.version}</version><type>pom</type><scope>import</scope></dependency>
+        <dependency><groupId>org.example</groupId><artifactId>direct</artifactId>
+          <version>7.0.0</version></dependency>
+      </dependencies></dependencyManagement>
+      <dependencies><dependency><groupId>org.example</groupId><artifactId>inherited</artifactId>
+        <version>${api.version}</version></dependency></dependencies></project>"""
+    child = """<project><parent><groupId>com.example</groupId><artifactId>parent</artifactId>
+      <version>1.0.0</version></parent><artifactId>app</artifactId>
+      <properties><bom.version>2.0.0</bom.version><api.version>1.0.1</api.version></properties>
+      <dependencies>
+        <dependency><groupId>org.example</groupId><artifactId>example-api</artifactId></dependency>
+        <dependency><groupId>org.example</groupId><artifactId>direct</artifactId></dependency>
+      </dependencies></project>"""
+
+    def bom(version, api):
+        return f"""<project><groupId>org.example</groupId><artifactId>example-bom</artifactId>
+          <version>{version}</version><packaging>pom</packaging><dependencyManagement><dependencies>
+          <dependency><groupId>org.example</groupId><artifactId>example-api</artifactId>
+            <version>{api}</version></dependency>
+          <dependency><groupId>org.example</groupId><artifactId>direct</artifactId>
+            <version>9.9.9</version></dependency>
+          </dependencies></dependencyManagement></project>"""
+
+    repository = "p/.m2/repository/org/example/example-bom"
+    components = scan(
+        tmp_path,
+        {
+            "p/pom.xml": parent,
+            "p/app/pom.xml": child,
+            f"{repository}/1.0.0/example-bom-1.0.0.pom": bom("1.0.0", "1.7.30"),
+            f"{repository}/2.0.0/example-bom-2.0.0.pom": bom("2.0.0", "2.0.0"),
+        },
+    )
+    app = {(c.name, c.version) for c in components if c.location.endswith("p/app/pom.xml")}
+    assert app == {
+        ("org.example:example-api", "2.0.0"),  # the BOM the child's ${bom.version} names
+        ("org.example:inherited", "1.0.1"),  # the parent's ${api.version}, the child's value
+        ("org.example:direct", "7.0.0"),  # what a pom manages wins over what it imports
+    }
