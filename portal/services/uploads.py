@@ -355,7 +355,8 @@ def _record(actor: User, session: UploadSession, address: str | None) -> AssetVe
 def cancel_upload(actor: User, session_id: int, *, address: str | None = None) -> None:
     """Stop the upload: storage drops the parts already sent."""
     session = _open(actor, session_id)
-    if session.completing_since is not None and session.completing_since > utcnow() - COMPLETION_LEASE:
+    since = session.completing_since
+    if since is not None and since > utcnow() - COMPLETION_LEASE:
         raise ValidationError("This upload is being completed and can no longer be cancelled.")
     _abort(session)
     record_event(actor, "upload.cancel", session, before={"key": session.key}, address=address)
