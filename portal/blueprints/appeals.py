@@ -78,16 +78,21 @@ def withdraw(appeal_id: int):
 
 @bp.get("/evidence/<int:evidence_id>")
 def evidence(evidence_id: int):
-    """Download one evidence file (its seller or a reviewer)."""
-    filename, stream = appeals.evidence_download(current_user, evidence_id)
+    """Download one evidence file (its seller or a reviewer), never shown inline."""
+    try:
+        filename, stream = appeals.evidence_download(current_user, evidence_id)
+    except ValidationError as error:  # a file stored before uploads were examined, refused now
+        flash(str(error), "error")
+        return redirect(url_for("reviews.queue" if current_user.is_reviewer else "assets.index"))
     response = Response(stream, mimetype="application/octet-stream")  # streamed, then closed
     response.headers.set("Content-Disposition", "attachment", **_download_names(filename))
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
 @bp.get("/<int:appeal_id>/report")
 def proof(appeal_id: int):
-    """Download the filled-in report an appeal was filed with."""
+    """Download the appeal's report: written from the stored scan with the claims as stored."""
     filename, data = appeals.proof_download(current_user, appeal_id)
     return send_file(io.BytesIO(data), as_attachment=True, download_name=filename)
 

@@ -13,6 +13,7 @@ they accept is remembered in ``portal.services.false_positives``.
 from __future__ import annotations
 
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,11 @@ from portal.models import (
     Appeal, AppealClaim, AppealDecision, AppealEvidence, AssetVersion, Scan, ScanFinding,
     ScanState, User,
 )
-from portal.services import access, false_positives, sla, state
+from portal.services import access, false_positives, reports, sla, state
 from portal.services.audit import record_event
 from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.services.evidence import EvidenceRefused, check_file, receive
+from portal.services.reports import report_id
 from portal.timeutil import utcnow
 from scanner.report import MAX_TEXT, REASONS, ReportError, read_appeal
 
@@ -50,9 +53,6 @@ class ClaimInput:
     evidence: str = ""
 
 
-def report_id(scan: Scan) -> str:
-    """The id the worker binds a scan's report to."""
-    return f"scan-{scan.id}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ def submit_appeal(actor: User, version_id: int, *, report_stream: BinaryIO | Non
     data = _read_report(report_stream)
     try:
         parsed = read_appeal(data, secret=current_app.config["REPORT_KEY"],
-                             report_id=report_id(scan), max_bytes=MAX_REPORT_BYTES)
+                             report_id=report_id(scan), max_bytes=MAX_REPORT_BYTES,
+                             filename=report_name)
     except ReportError as exc:
         raise ValidationError(str(exc), "report") from None
     claims = [_claim_row(scan, c.finding_id, c.false_positive, c.reason, c.evidence)
@@ -153,21 +154,27 @@ def get_appeal(actor: User, appeal_id: int) -> Appeal:
 
 
 def evidence_download(actor: User, evidence_id: int) -> tuple[str, storage._Stream]:
-    """(file name, open stream) of an evidence file, for its seller or a reviewer."""
+    """(file name, open stream) of an evidence file, for its seller or a reviewer.
+
+    A file stored before evidence was examined on upload is examined now, once; a
+    refused one is never served (ValidationError with the reason).
+    """
     evidence = db.session.get(AppealEvidence, evidence_id)
     if evidence is None:
         raise NotFound("No such file.")
     get_appeal(actor, evidence.appeal_id)
+    if evidence.scanned_at is None:
+        _examine_stored(evidence)
     return evidence.filename, storage.open_stream(evidence.key)
 
 
 def proof_download(actor: User, appeal_id: int) -> tuple[str, bytes]:
-    """(file name, bytes) of the filled-in report an appeal was filed with."""
+    """(file name, xlsx bytes) of the appeal's report: written from the stored scan with
+    the claims as stored (F–H) and the review so far, never the file the seller uploaded."""
     appeal = get_appeal(actor, appeal_id)
-    if not appeal.proof_key:
-        raise NotFound("This appeal was filed with the web form, not a report file.")
-    return appeal.proof_name or "report.xlsx", storage.get_bytes(appeal.proof_key,
-                                                                 MAX_REPORT_BYTES + 1)
+    version = appeal.version
+    name = f"{version.asset.name}-{version.label}-appeal-{appeal.id}-report.xlsx"
+    return _clean_name(name.replace("/", "_")), reports.scan_report(appeal.scan, appeal)
 
 
 def _latest_done_scan(version: AssetVersion) -> Scan | None:
@@ -318,14 +325,28 @@ def _evidence_uploads(files) -> list[tuple[str, BinaryIO]]:
 
 
 def _store_evidence(key: str, name: str, stream: BinaryIO) -> AppealEvidence:
+    """Examine one evidence file (``portal.services.evidence``), then store it."""
     try:
-        size, sha256 = storage.put_stream(key, stream, max_bytes=MAX_EVIDENCE_BYTES)
-    except storage.TooLarge:
-        raise ValidationError(f"The evidence file {name} is larger than "
-                              f"{MAX_EVIDENCE_BYTES // 2**20} MiB.", "evidence") from None
-    if size == 0:
-        raise ValidationError(f"The evidence file {name} is empty.", "evidence")
-    return AppealEvidence(key=key, filename=name, size=size, sha256=sha256)
+        with receive(name, stream, max_bytes=MAX_EVIDENCE_BYTES) as received:
+            checked = check_file(name, received.path, clamd=current_app.config["CLAMD_ADDRESS"])
+            with open(received.path, "rb") as f:
+                storage.put_stream(key, f, max_bytes=MAX_EVIDENCE_BYTES)
+    except EvidenceRefused as refused:
+        raise ValidationError(str(refused), "evidence") from None
+    return AppealEvidence(key=key, filename=name, size=received.size, sha256=received.sha256,
+                          scanned_with=checked.engines[:255], scanned_at=utcnow())
+
+
+def _examine_stored(row: AppealEvidence) -> None:
+    with tempfile.TemporaryDirectory(prefix="evidence-") as tmp:
+        path = Path(tmp) / "file"
+        storage.fetch_to_file(row.key, path)
+        try:
+            checked = check_file(row.filename, path, clamd=current_app.config["CLAMD_ADDRESS"])
+        except EvidenceRefused as refused:
+            raise ValidationError(str(refused), "evidence") from None
+    row.scanned_with, row.scanned_at = checked.engines[:255], utcnow()
+    db.session.commit()
 
 
 def _clean_name(name: str | None) -> str:

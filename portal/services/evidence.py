@@ -1,7 +1,7 @@
 """Evidence files of an appeal, checked before any is stored or shown to a reviewer.
 
 The contract is narrow: :func:`receive` copies one uploaded file to a private
-temporary file (bounded in size) and :func:`check` examines that file. ``check``
+temporary file (bounded in size) and :func:`check_file` examines that file. It
 returns what examined it, or raises :class:`EvidenceRefused` with one sentence
 for the seller that names the file. It fails closed: when clamd cannot be
 reached the file is refused with a request to try again later.
@@ -128,7 +128,7 @@ def receive(name: str, stream: BinaryIO, *, max_bytes: int,
         yield Received(Path(tmp.name), size, digest.hexdigest())
 
 
-def check(name: str, path: Path, *, clamd: str | None) -> Checked:
+def check_file(name: str, path: Path, *, clamd: str | None) -> Checked:
     """Examine one evidence file; return what examined it or raise :class:`EvidenceRefused`.
 
     ``clamd`` is the daemon's address (``tcp://host:port`` or ``unix:///path``).

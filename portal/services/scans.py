@@ -22,7 +22,7 @@ from portal import queue, storage
 from portal.extensions import db
 from portal.models import AssetVersion, Scan, ScanComponent, ScanFinding, ScanState, User
 from portal.models import VersionStatus
-from portal.services import access, false_positives, state
+from portal.services import access, false_positives, reports, state
 from portal.services.audit import record_event
 from portal.services.errors import Forbidden, InvalidTransition, NotFound
 from portal.timeutil import utcnow
@@ -361,8 +361,15 @@ def latest_report_scan(version: AssetVersion) -> Scan | None:
 
 
 def report_download(actor: User, version_id: int) -> tuple[str, bytes]:
-    """(file name, xlsx bytes) of the version's latest report; NotFound when none."""
+    """(file name, xlsx bytes) of the version's latest report; NotFound when none.
+
+    A scan that was appealed gets its report written again (``reports.scan_report``):
+    the claims, the reviewer's notes and decision, the false positives accepted since.
+    """
     version, scan = _downloadable(actor, version_id)
+    appeal = reports.latest_appeal(scan)
+    if appeal is not None and scan.summary_key:
+        return _file_name(version, "scan-report.xlsx"), reports.scan_report(scan, appeal)
     return _file_name(version, "scan-report.xlsx"), storage.get_bytes(scan.report_key, 64 * 1024**2)
 
 

@@ -48,9 +48,13 @@ def migrated_db(database_url, redis_service, s3_service, var_dir):
 
 
 @pytest.fixture
-def app_config(migrated_db, redis_service, s3_service, var_dir) -> dict:
-    """The config the ``app`` fixture is built from; a test may change it first."""
-    return _config(migrated_db, redis_service, s3_service, var_dir)
+def app_config(migrated_db, redis_service, s3_service, clamd_service, var_dir) -> dict:
+    """The config the ``app`` fixture is built from; a test may change it first.
+
+    Evidence files are examined by the real clamd, as in production.
+    """
+    return {**_config(migrated_db, redis_service, s3_service, var_dir),
+            "CLAMD_ADDRESS": clamd_service.address}
 
 
 @pytest.fixture

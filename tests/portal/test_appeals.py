@@ -4,6 +4,7 @@ decisions and their carry-over to a rescan, reminders, SLA figures and the calen
 from __future__ import annotations
 
 import io
+import json
 import threading
 import zipfile
 from dataclasses import replace
@@ -55,7 +56,7 @@ def make_rejected(factories, seller=None, *, result=None, name=None):
 
 
 def complete(scan, result):
-    """Write the report as the worker does and complete the scan."""
+    """Write the report and the result as the worker does and complete the scan."""
     accepted = false_positives.accepted_for_scan(scan.id)
     version = scan.version
     ids = (version.asset.owner_id, version.asset_id, version.id, scan.id)
@@ -64,7 +65,10 @@ def complete(scan, result):
                         report_id=f"scan-{scan.id}", secret=SECRET, asset_name=version.asset.name,
                         version_label=version.label, accepted=accepted)
     storage.put_bytes(storage.report_key(*ids), data)
-    return scans.complete_scan(scan.id, result, storage.report_key(*ids), None, None)
+    summary = {"scan_id": scan.id, **result.to_dict()}
+    storage.put_bytes(storage.summary_key(*ids), json.dumps(summary).encode())
+    return scans.complete_scan(scan.id, result, storage.report_key(*ids), None,
+                               storage.summary_key(*ids))
 
 
 def report_of(version) -> bytes:

@@ -33,7 +33,7 @@ def write(tmp_path, name: str, data: bytes):
 
 
 def checked(tmp_path, clamd, name: str, data: bytes) -> evidence.Checked:
-    return evidence.check(name, write(tmp_path, "upload", data), clamd=clamd)
+    return evidence.check_file(name, write(tmp_path, "upload", data), clamd=clamd)
 
 
 def refused(tmp_path, clamd, name: str, data: bytes) -> str:
@@ -123,7 +123,7 @@ def test_an_unreachable_clamd_refuses_the_upload(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     with pytest.raises(EvidenceRefused) as caught:
-        evidence.check("notes.txt", write(tmp_path, "n", b"text\n"),
+        evidence.check_file("notes.txt", write(tmp_path, "n", b"text\n"),
                        clamd=f"tcp://127.0.0.1:{port}")
     assert str(caught.value) == ("The evidence file notes.txt could not be checked for viruses "
                                  "right now; try again later.")
@@ -131,7 +131,7 @@ def test_an_unreachable_clamd_refuses_the_upload(tmp_path):
 
 def test_no_clamd_configured_refuses_the_upload(tmp_path):
     with pytest.raises(EvidenceRefused, match="try again later"):
-        evidence.check("notes.txt", write(tmp_path, "n", b"text\n"), clamd="")
+        evidence.check_file("notes.txt", write(tmp_path, "n", b"text\n"), clamd="")
 
 
 # --------------------------------------------------------------------------- executables
