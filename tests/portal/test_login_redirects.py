@@ -56,7 +56,8 @@ LOCAL = {
 
 
 def login(client, user, query: str):
-    return client.post(f"/auth/login?next={query}", data={"email": user.email, "password": PASSWORD})
+    data = {"email": user.email, "password": PASSWORD}
+    return client.post(f"/auth/login?next={query}", data=data)
 
 
 @pytest.mark.parametrize("query", FOREIGN)
