@@ -4,7 +4,7 @@ Lock files use a small, regular part of YAML: nested mappings by indentation,
 quoted or plain keys and scalars, flow collections on one line. This reads that
 part into nested dicts of strings (booleans for ``true``/``false``); block
 sequences are skipped, a flow mapping is read one level deep, a flow sequence
-is kept as its text. Several documents (``---``) are merged, the later winning.
+is kept as its text. A file may hold several documents (``---``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,17 @@ def _scalar(value: str):
 
 
 def loads(body: str) -> dict:
+    """The documents of ``body`` merged into one, the later winning."""
+    merged: dict = {}
+    for document in documents(body):
+        merged.update(document)
+    return merged
+
+
+def documents(body: str) -> list[dict]:
+    """Each document of ``body``."""
     root: dict = {}
+    roots = [root]
     stack: list[tuple[int, dict]] = [(-1, root)]
     sequence_at: int | None = None
     for count, line in enumerate(body.splitlines()):
@@ -81,6 +91,9 @@ def loads(body: str) -> dict:
             continue
         indent = len(line) - len(line.lstrip(" "))
         if indent == 0 and content in ("---", "..."):
+            if root:
+                root = {}
+                roots.append(root)
             stack, sequence_at = [(-1, root)], None
             continue
         if sequence_at is not None and (indent > sequence_at or content.startswith("-")):
@@ -102,4 +115,4 @@ def loads(body: str) -> dict:
             stack.append((indent, child))
         else:
             parent[key] = _scalar(value)
-    return root
+    return [d for d in roots if d]

@@ -5,7 +5,7 @@ Sources and the scope each states:
 - ``yarn.lock`` v1 (its own format) and berry (v2+, YAML with ``__metadata``): every
   resolved registry package; an alias (``"x@npm:case@1.6.3"``) is the real package.
   Neither format says which packages are dev: scope "unknown". Workspace, link,
-  portal, file and patch entries are the project's own code, not components.
+  portal, file and patch entries are the project's own code, not components; so are git, URL and path references.
 - ``pnpm-lock.yaml``, lockfile versions 5 to 9: v5/v6 mark packages ``dev: true``
   (dev), ``dev: false`` (runtime) and ``optional: true``; v9 states no flag, so the
   scope follows the graph from the importers (``dependencies`` runtime,
@@ -38,7 +38,8 @@ _LOCKS = ("yarn.lock", "pnpm-lock.yaml", "bun.lock")
 #: Packages of one lock file.
 _ENTRIES_MAX = 200_000
 _RANK = {"runtime": 0, "optional": 1, "dev": 2}
-_LOCAL = ("workspace:", "link:", "portal:", "file:", "patch:", "exec:")
+#: A range with a protocol other than npm's: "github:", "git+https:", "file:", "workspace:"...
+_PROTOCOL = re.compile(r"^[a-z][a-z0-9+.-]*:")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -68,14 +69,14 @@ def _yarn_v1(body: str, location: str) -> Iterator[Component]:
             continue
         if line.startswith("  ") and not line.startswith("   ") and specs:
             key, _, value = line.strip().partition(" ")
-            if key.rstrip(":") != "version":
+            if key.strip('"').rstrip(":") != "version":
                 continue
             version = value.strip().strip('"')
             name, wanted = split_spec(specs[0])
             if wanted.startswith("npm:"):
                 name, _ = split_spec(wanted[4:])
-            elif wanted.startswith(_LOCAL):
-                specs = []
+            elif _PROTOCOL.match(wanted):
+                specs = []  # git, a URL, a path or the project's own: no registry release
                 continue
             found = _npm(name, version, location, "unknown")
             if found:
@@ -153,6 +154,13 @@ def _pnpm(data: dict, location: str) -> Iterator[Component]:
         found = _npm(name, version, location, scope)
         if found:
             yield found
+
+
+def _pnpm_environment(document: dict) -> bool:
+    """pnpm's own environment (the package manager's version, written before the
+    project's lock in the same file): no package of the project."""
+    kinds = {k for i in as_dict(document.get("importers")).values() for k in as_dict(i)}
+    return bool(kinds) and kinds <= {"packageManagerDependencies", "configDependencies"}
 
 
 def _pnpm_id(key: str) -> str:
@@ -302,7 +310,10 @@ def _parse(member: Member) -> list[Component]:
     if name == "yarn.lock":
         return list(_yarn(body, member.location))
     if name == "pnpm-lock.yaml":
-        return list(_pnpm(_lockyaml.loads(body), member.location))
+        return [
+            c for document in _lockyaml.documents(body) if not _pnpm_environment(document)
+            for c in _pnpm(document, member.location)
+        ]
     return list(_bun(as_dict(jsonc(body)), member.location))
 
 

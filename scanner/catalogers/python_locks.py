@@ -126,8 +126,11 @@ class _Requirements:
                 if found:
                     self.includes.append(("r" if found.group("r") else "c", found.group("path")))
                 continue
-            # Options after the requirement (--hash=..., --global-option ...) and markers.
+            # Options after the requirement (--hash=..., --global-option ...) and markers;
+            # a "#" never belongs to a pin ("Jinja2==3.0.0#comment").
             requirement = re.split(r"\s--?[A-Za-z]", line, maxsplit=1)[0]
+            if "://" not in requirement:
+                requirement = requirement.split("#", 1)[0]
             requirement = requirement.split(";", 1)[0].strip()
             if "@" in requirement or "://" in requirement:
                 continue  # a direct reference: no registry version

@@ -28,6 +28,7 @@ import sys
 import tarfile
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,13 @@ class Format:
     #: Archives: the expectations are Go variables of packages that name their
     #: ``FilePath``; these variables are left out (what the peer asks a server for).
     archive_skip_vars: tuple[str, ...] | None = None
+    #: Where a fixture goes inside its directory, from its name, when the format is
+    #: known by a path (``conda-meta/x.json``, ``specifications/x.gemspec``).
+    ship: Callable[[str], str] | None = None
+    #: The peer lists the project itself and its workspace members (its root and
+    #: workspace relationships, or the names given here per fixture): the project's
+    #: own code is not a component, so those pairs are left out.
+    own: dict[str, tuple[str, ...]] | None = None
 
 
 TRIVY = "pkg/dependency/parser"
@@ -73,6 +81,31 @@ FORMATS: tuple[Format, ...] = (
     Format("Maven", f"{TRIVY}/java/jar",
            archive_skip_vars=("wantSHA1", "wantHeuristic", "wantOffline")),
     Format("Maven", f"{TRIVY}/java/pom", "pom.xml", pom=True),
+    Format("PyPI", f"{TRIVY}/python/pip", "requirements.txt", own={}, skip={
+        # only with the peer's option to take a "~=" range's lower bound as the version
+        "requirements_compatible.txt": "useMinVersion",
+    }),
+    Format("PyPI", f"{TRIVY}/python/poetry", "poetry.lock", own={}),
+    Format("PyPI", f"{TRIVY}/python/pipenv", "Pipfile.lock", own={}),
+    Format("PyPI", f"{TRIVY}/python/uv", "uv.lock", own={}),
+    Format("PyPI", f"{TRIVY}/python/packaging", own={}, ship=lambda name: (
+        f"site-packages/{name.removesuffix('.METADATA')}.dist-info/METADATA"
+        if name.endswith(".METADATA") else
+        f"site-packages/{name.removesuffix('.PKG-INFO').replace('-egg-info', '.egg-info')}"
+        "/PKG-INFO" if name.endswith(".PKG-INFO") else f"site-packages/{name}")),
+    Format("conda", f"{TRIVY}/conda/meta", own={}, ship=lambda name: f"conda-meta/{name}"),
+    Format("npm", f"{TRIVY}/nodejs/npm", "package-lock.json", own={
+        # the lock's own workspace packages (linked from node_modules)
+        "package-lock_v3_with_workspace.json": ("function1", "nested_func"),
+        "package-lock_v3_with_workspace_as_object.json": ("testapp",),
+        "package-lock_v3_without_root_deps_field.json": ("func1",),
+    }),
+    Format("npm", f"{TRIVY}/nodejs/yarn", "yarn.lock", own={}),
+    Format("npm", f"{TRIVY}/nodejs/pnpm", "pnpm-lock.yaml", own={}),
+    Format("npm", f"{TRIVY}/nodejs/bun", "bun.lock", own={}),
+    Format("RubyGems", f"{TRIVY}/ruby/bundler", "Gemfile.lock", own={}),
+    Format("RubyGems", f"{TRIVY}/ruby/gemspec", own={},
+           ship=lambda name: f"specifications/{name}"),
 )
 
 _POM_CASE = re.compile(r'inputFile:\s*filepath\.Join\(((?:\s*"[^"]*",?)+)\s*\)')
@@ -116,6 +149,37 @@ def pom_cases(directory: Path) -> dict[str, set[tuple[str, str]]]:
     return cases
 
 _CASE = re.compile(r'"(testdata/[^"]+)"')
+_OWN = re.compile(r"\bRelationship:\s*ftypes\.Relationship(?:Root|Workspace)\b")
+_ALIAS = re.compile(r"^\s*(\w+)\s*=\s*(\w+)\s*$", re.M)
+
+
+def _without_own(text: str) -> str:
+    """``text`` without the package literals the peer marks as the project's own."""
+    marks = {m.start() for m in _OWN.finditer(text)}
+    if not marks:
+        return text
+    spans, stack, own = [], [], set()
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            start = stack.pop()
+            if start in own:
+                spans.append((start, i + 1))
+        elif i in marks and stack:
+            own.add(stack[-1])
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + "{}" + text[end:]
+    return text
+
+
+def _go(path: Path, fmt: Format) -> str:
+    """A Go file's text without comment lines (and without the project's own packages)."""
+    text = "\n".join(
+        line for line in path.read_text(errors="replace").splitlines()
+        if not line.lstrip().startswith("//")
+    )
+    return _without_own(text) if fmt.own is not None else text
 _PAIR = re.compile(r'\bName:\s*"([^"]*)"[^{}]*?\bVersion:\s*"([^"]*)"', re.S)
 _VAR = re.compile(r"\b(\w+)\s*=\s*\[\]ftypes\.Package\{")
 _WANT_VAR = re.compile(r"\bwant\w*:\s*(\w+)\s*,")
@@ -158,13 +222,18 @@ def expected(checkout: Path, fmt: Format) -> dict[str, set[tuple[str, str]]]:
         return {k: v for k, v in cases.items()
                 if k not in fmt.skip and (directory / "testdata" / k).is_file()}
     variables: dict[str, set[tuple[str, str]]] = {}
+    aliases: list[tuple[str, str]] = []
     for go in directory.glob("*.go"):
-        text = go.read_text(errors="replace")
+        text = _go(go, fmt)
         for var in _VAR.finditer(text):
             variables[var.group(1)] = set(_PAIR.findall(_block(text, var.end())))
+        aliases += _ALIAS.findall(text)  # pnpmV6 = pnpmNormal
+    for name, same in aliases:
+        if same in variables:
+            variables.setdefault(name, variables[same])
     cases: dict[str, set[tuple[str, str]]] = {}
     for go in directory.glob("*_test.go"):
-        text = go.read_text(errors="replace")
+        text = _go(go, fmt)
         mentions = list(_CASE.finditer(text))
         for i, mention in enumerate(mentions):
             end = mentions[i + 1].start() if i + 1 < len(mentions) else len(text)
@@ -175,8 +244,9 @@ def expected(checkout: Path, fmt: Format) -> dict[str, set[tuple[str, str]]]:
             for name in _WANT_VAR.findall(region):
                 pairs |= variables.get(name, set())
             fixture = mention.group(1).removeprefix("testdata/")
+            own = set((fmt.own or {}).get(fixture, ()))
             if (directory / "testdata" / fixture).is_file():
-                cases.setdefault(fixture, set()).update(pairs)
+                cases.setdefault(fixture, set()).update(p for p in pairs if p[0] not in own)
     return {k: v for k, v in cases.items() if k not in fmt.skip}
 
 
@@ -212,7 +282,8 @@ def build(checkout: Path, work: Path) -> tuple[Path, dict[str, tuple[Format, str
                 continue
             for fixture, pairs in sorted(expected(checkout, fmt).items()):
                 where = f"app/{n:02d}-{fmt.ecosystem}/{fixture.replace('/', '_')}"
-                name = fmt.ship_as or Path(fixture).name
+                name = fmt.ship(Path(fixture).name) if fmt.ship else (
+                    fmt.ship_as or Path(fixture).name)
                 tar.add(checkout / fmt.directory / "testdata" / fixture, f"{where}/{name}")
                 layout[where] = (fmt, fixture, pairs)
     return package, layout
@@ -251,7 +322,9 @@ def main() -> int:
         got = found.get(where, set())
         hit = pairs & got
         beyond = got - pairs - dev.get(where, set())
-        total = totals[f"{fmt.ecosystem} ({fmt.ship_as})"]
+        label = fmt.ship_as or (
+            "" if fmt.archive_skip_vars is not None else fmt.directory.rsplit("/", 1)[-1])
+        total = totals[f"{fmt.ecosystem} ({label})"]
         total[0] += len(hit)
         total[1] += len(pairs)
         total[2] += len(beyond)

@@ -149,16 +149,75 @@ string-width-cjs@npm:string-width@4.2.3:
 "ms@git+https://github.com/vercel/ms.git#0.7.1":
   version "0.7.1"
   resolved "git+https://github.com/vercel/ms.git#0.7.1"
+
+asap@unsupported:~2.0.6:
+  version "2.0.6"
+
+"jquery@^3.6.0":
+  "integrity" "sha512-JVzAR/AjBvVt2BmYhxRCSYysDsPcssdmTFnzyLEts9qNwmjmu4JTAMYubEfwVOSwpQ1I1sKKFcxhZCI2buerfw=="
+  "resolved" "https://registry.npmjs.org/jquery/-/jquery-3.6.0.tgz"
+  "version" "3.6.0"
 """
 
 
 def test_yarn_v1_forms(tmp_path):
     components = scan(tmp_path, {"yarn.lock": YARN_V1})
+    # a git, path or unknown-protocol reference is no registry release: left out
     assert {(c.name, c.version) for c in components} == {
         ("@types/node", "18.11.9"),
         ("js-tokens", "4.0.0"),
         ("string-width", "4.2.3"),
-        ("ms", "0.7.1"),
+        ("jquery", "3.6.0"),  # keys quoted as npm writes them
+    }
+
+
+def test_pnpm_environment_document_is_not_the_project(tmp_path):
+    lock = """\
+---
+lockfileVersion: '9.0'
+
+importers:
+
+  .:
+    configDependencies: {}
+    packageManagerDependencies:
+      pnpm:
+        specifier: ^11.7.0
+        version: 11.9.0
+
+packages:
+
+  pnpm@11.9.0:
+    resolution: {integrity: sha512-x}
+    hasBin: true
+
+snapshots:
+
+  pnpm@11.9.0: {}
+
+---
+lockfileVersion: '9.0'
+
+importers:
+
+  .:
+    dependencies:
+      is-number:
+        specifier: 7.0.0
+        version: 7.0.0
+
+packages:
+
+  is-number@7.0.0:
+    resolution: {integrity: sha512-y}
+    engines: {node: '>=0.12.0'}
+
+snapshots:
+
+  is-number@7.0.0: {}
+"""
+    assert scoped(scan(tmp_path, {"pnpm-lock.yaml": lock}), "pnpm-lock.yaml") == {
+        ("is-number", "7.0.0", "runtime")
     }
 
 

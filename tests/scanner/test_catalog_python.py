@@ -111,6 +111,7 @@ Django==2.2.8 \\
     --hash=sha256:fa98ec9cc9bf5d72a08ebf3654a9452e761fbb8566e3f80de199cbc15477e891
 requests[security,socks]==2.19.1 ; python_version >= "3.6"   # extras and a marker
 PyYAML===5.3
+six==1.16.0#no space before this comment
   urllib3 == 1.24.1
 celery>=4.0          # a range: not a pin
 flask                # no version: not a pin, but a constraint may fix it
@@ -145,6 +146,7 @@ def test_requirements_pins_includes_and_constraints(tmp_path):
         ("PyPI", "Django", "2.2.8", "app/requirements.txt"),
         ("PyPI", "requests", "2.19.1", "app/requirements.txt"),
         ("PyPI", "PyYAML", "5.3", "app/requirements.txt"),
+        ("PyPI", "six", "1.16.0", "app/requirements.txt"),
         ("PyPI", "urllib3", "1.24.1", "app/requirements.txt"),
         ("PyPI", "Jinja2", "2.10", "app/requirements/base.txt"),
         ("PyPI", "idna", "2.7", "app/requirements/more.txt"),
