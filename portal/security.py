@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, flash, redirect, request
+from flask import Flask, Response, current_app, flash, redirect, request, session
 from flask_login import login_url
 from jinja2 import StrictUndefined
 
@@ -68,7 +68,9 @@ def _unauthorized() -> Response:
     would follow a redirect itself and swap the whole login page into the element. It comes
     back to the page the browser shows, not to the fragment's address.
     """
-    flash(login_manager.login_message, login_manager.login_message_category)
+    message = (login_manager.login_message_category, login_manager.login_message)
+    if message not in session.get("_flashes", []):  # several polls may end at once: say it once
+        flash(message[1], message[0])
     if request.headers.get("HX-Request") != "true":
         return redirect(login_url(login_manager.login_view, next_url=request.url))
     page = request.headers.get("HX-Current-URL") or request.url

@@ -154,3 +154,9 @@ def test_app_js_reloads_on_a_401_without_hx_redirect():
 
     script = (STATIC / "app.js").read_text()
     assert "htmx:responseError" in script and "status === 401" in script
+
+
+def test_several_polls_ending_at_once_say_it_once(client):
+    for _ in range(3):
+        assert client.get("/assets/versions/1/status", headers=HX).status_code == 401
+    assert client.get("/auth/login").get_data(as_text=True).count("Please log in to continue.") == 1
