@@ -38,7 +38,11 @@ class Limits:
 
     max_depth: int = 8
     max_members: int = 200_000
+    #: Bytes of data written to the scratch disk; runs of zeros are holes and cost nothing.
     max_total_bytes: int = 64 * 1024**3
+    #: Bytes produced by decompression, zeros included: the work a package may cause.
+    max_inflated_bytes: int = 256 * 1024**3
+    #: Data (zeros aside) an archive may expand to, relative to its own size.
     max_ratio: float = 200.0
     max_file_bytes: int = 20 * 1024**3
     #: ClamAV never scans one file over 2 GiB.

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from scanner import formats
 from scanner.model import NEST, Component, Finding
-from scanner.unpack import RATIO_FLOOR, Member, _mkdir, _text, unscanned
+from scanner.unpack import Member, _mkdir, _text, unscanned
 from scanner.virus import fingerprint
 
 #: Kinds told by :func:`scanner.identify.sniff` that no back end opens.
@@ -136,11 +136,12 @@ class Nested:
     def _limits(self):
         """The unpacker's limits, shrunk to what the package has left."""
         u, lim = self.u, self.u.limits
+        # Absolute: an image is bounded by the scratch space left, not by the package's
+        # size (a few MB of files in a 64 MB file system deflate to kilobytes).
         left = lim.max_total_bytes - u.total
-        ratio_left = max(RATIO_FLOOR, lim.max_ratio * max(u.package_size, 1)) - u.total
         return dataclasses.replace(
             lim,
-            max_total_bytes=max(0, int(min(left, ratio_left))),
+            max_total_bytes=max(0, int(left)),
             max_members=max(0, lim.max_members - u.count),
         )
 
@@ -285,7 +286,8 @@ class Nested:
                     " and anything after it was not examined",
                 )
                 return
-            self.u.total += size
+            self.u.total += _on_disk(path, size)  # holes of sparse images cost nothing
+            self.u.inflated += size
             yield from self.u._nested(path, prefix + rel, depth, size)
 
 
@@ -331,6 +333,13 @@ def _unique(label: str, used: set[str]) -> str:
         name = f"{label}#{n}"
     used.add(name)
     return name
+
+
+def _on_disk(path: Path, size: int) -> int:
+    try:
+        return min(size, path.lstat().st_blocks * 512)
+    except OSError:
+        return size
 
 
 def _sha256(path: Path) -> bytes:

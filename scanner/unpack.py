@@ -44,6 +44,9 @@ _DETECT_TAIL = 512
 #: The expansion ratio is only judged once an archive has produced this much:
 #: a tiny archive of a few kilobytes of zeros is no bomb.
 RATIO_FLOOR = 1024 * 1024
+#: Runs of zeros this long (and aligned) are left as holes in the file written, and
+#: cost no disk: empty blocks of a file-system or disk image are not data.
+HOLE = 4096
 #: How much of the data after a tar archive's last readable header is inspected.
 TAIL_PROBE = 64 * 1024 * 1024
 #: The longest link target read from a zip entry.
@@ -213,7 +216,9 @@ class _Unpacker:
         self.limits = limits
         self.progress = progress
         self.package_size = package.stat().st_size
-        self.total = 0
+        self.total = 0  # bytes of data written (holes aside), for the disk and ratio limits
+        self.inflated = 0  # bytes produced, zeros included, for the work limit
+        self.dense = 0  # bytes written that are neither zeros nor erased flash: the ratio's
         self.count = 0
         self.boxes = 0
         self.spills = 0
@@ -537,9 +542,13 @@ class _Unpacker:
         yield from self._finding(location, "special", f"{what} was not extracted: {location}")
 
     def _precheck(self, box: _Box, location: str, declared: int):
-        """Refuse, before writing anything, an entry whose declared size breaks a limit."""
+        """Refuse, before writing anything, an entry whose declared size breaks a limit.
+
+        Only the limits on its size and on the bytes inflated: how much of it is data,
+        and so what it costs on disk, is known only as it is written (zeros are holes).
+        """
         try:
-            self._check(box, location, 0, declared)
+            self._check(box, location, 0, declared, disk=0)
         except _Stop as stop:
             yield from self._stop(box, stop)
             return False
@@ -564,6 +573,7 @@ class _Unpacker:
         if fd is None:
             path, fd = self._create(box.dir, parts)
         written = 0
+        holes = False
         problem = None
         digest = hashlib.sha256()  # for the copy check, while the bytes are at hand
         head = tail = b""
@@ -576,13 +586,20 @@ class _Unpacker:
                     break
                 if not chunk:
                     break
+                runs, disk, dense = _layout(chunk)
+                if in_memory:
+                    runs, disk = None, len(chunk)
                 try:
-                    self._check(box, location, written, len(chunk))
+                    self._check(box, location, written, len(chunk), disk, dense)
                 except _Stop as stop:
                     problem = stop
                     break
-                if not in_memory:
-                    _write_all(fd, chunk)
+                if runs is None and not in_memory:
+                    _pwrite_all(fd, chunk, written)
+                elif runs is not None:
+                    for at, run in runs:
+                        _pwrite_all(fd, run, written + at)
+                    holes = holes or disk < len(chunk)
                 digest.update(chunk)
                 if not written:
                     head = chunk[:_DETECT_HEAD]
@@ -590,8 +607,12 @@ class _Unpacker:
                     head += chunk[: _DETECT_HEAD - len(head)]
                 tail = chunk[-_DETECT_TAIL:] if len(chunk) >= _DETECT_TAIL else (tail + chunk)[-_DETECT_TAIL:]
                 written += len(chunk)
-                box.out += len(chunk)
-                self.total += len(chunk)
+                box.out += dense
+                self.total += disk
+                self.dense += dense
+                self.inflated += len(chunk)
+            if holes:
+                os.ftruncate(fd, written)  # a file that ends in a hole still has its size
         finally:
             os.close(fd)
         if isinstance(problem, _Corrupt):
@@ -610,8 +631,27 @@ class _Unpacker:
             return False
         return True
 
-    def _check(self, box: _Box, location: str, written: int, more: int) -> None:
+    def _check(
+        self, box: _Box, location: str, written: int, more: int,
+        disk: int | None = None, dense: int | None = None,
+    ) -> None:
+        """Raise _Stop when ``more`` bytes break a limit: ``disk`` of them take disk
+        space (zeros are holes), ``dense`` of them are neither zeros nor erased flash
+        (all of them, by default). Every byte counts against the bytes inflated; only
+        disk bytes against the disk, and only dense bytes against the expansion ratio."""
         lim = self.limits
+        disk = more if disk is None else disk
+        dense = disk if dense is None else dense
+        if self.inflated + more > lim.max_inflated_bytes:
+            raise _Stop(
+                "all",
+                unscanned(
+                    box.location,
+                    "inflated-bytes",
+                    f"more than {_size(lim.max_inflated_bytes)} inflated in total: the rest"
+                    f" of {box.location} and anything after it was not examined",
+                ),
+            )
         if written + more > lim.max_file_bytes:
             raise _Stop(
                 "file",
@@ -621,7 +661,7 @@ class _Unpacker:
                     f"file larger than {_size(lim.max_file_bytes)}: {location} was not fully examined",
                 ),
             )
-        if self.total + more > lim.max_total_bytes:
+        if self.total + disk > lim.max_total_bytes:
             raise _Stop(
                 "all",
                 unscanned(
@@ -631,7 +671,7 @@ class _Unpacker:
                     f" {box.location} and anything after it was not examined",
                 ),
             )
-        out = box.out + more
+        out = box.out + dense
         if out > RATIO_FLOOR and out > lim.max_ratio * max(box.size, 1):
             raise _Stop(
                 "box",
@@ -642,7 +682,7 @@ class _Unpacker:
                     " was not examined",
                 ),
             )
-        total = self.total + more
+        total = self.dense + dense
         if total > RATIO_FLOOR and total > lim.max_ratio * max(self.package_size, 1):
             raise _Stop(
                 "all",
@@ -778,6 +818,46 @@ def unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _layout(chunk: bytes) -> tuple[list[tuple[int, memoryview]] | None, int, int]:
+    """How to write ``chunk``: (runs, disk, dense).
+
+    ``runs``: (offset, bytes) of what to write, :data:`HOLE`-aligned blocks of zeros
+    left as holes, or None to write it whole. ``disk``: the bytes that take disk space.
+    ``dense``: the bytes that are neither zeros nor erased flash (0xFF), the only ones an
+    expansion ratio judges: empty and erased blocks are what images are mostly made of.
+    """
+    zeros, erased = chunk.count(0), chunk.count(255)
+    if zeros == len(chunk):
+        return [], 0, 0
+    if erased == len(chunk):
+        return None, len(chunk), 0
+    if zeros < len(chunk) // 4 and erased < len(chunk) // 4:
+        return None, len(chunk), len(chunk)
+    view, runs, start, disk, dense = memoryview(chunk), [], None, 0, 0
+    for at in range(0, len(chunk), HOLE):
+        end = min(at + HOLE, len(chunk))
+        hole = end - at == HOLE and chunk.count(0, at, end) == HOLE
+        if not hole:
+            disk += end - at
+            if chunk.count(255, at, end) != end - at:
+                dense += end - at
+        if hole and start is not None:
+            runs.append((start, view[start:at]))
+            start = None
+        elif not hole and start is None:
+            start = at
+    if start is not None:
+        runs.append((start, view[start:]))
+    return runs, disk, dense
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -25,9 +25,6 @@ from scanner.model import Limits
 CHUNK = 1024 * 1024
 #: How often a running tool's output directory is measured against its cap, in seconds.
 WATCH_INTERVAL = 1.0
-#: Below this, an expansion ratio is not worth refusing: tiny images of empty
-#: file systems expand a lot relative to nothing.
-RATIO_FLOOR = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,16 +40,19 @@ class LimitExceeded(Exception):
 
 
 class Budget:
-    """Counts apparent bytes and members written for one container against the limits."""
+    """Counts apparent bytes and members written for one container against the limits.
+
+    The cap is the scratch space the package has left (``limits.max_total_bytes``, as
+    the unpacker hands it over), not a multiple of the container's size: an image is
+    bounded by what it holds and by the disk, and its empty blocks are holes.
+    ``source_size`` is accepted for the callers' sake and not used.
+    """
 
     def __init__(self, limits: Limits, source_size: int = 0):
         self.limits = limits
         self.members = 0
         self.total = 0
-        cap = limits.max_total_bytes
-        if source_size and limits.max_ratio:
-            cap = min(cap, max(RATIO_FLOOR, int(source_size * limits.max_ratio)))
-        self.cap = cap
+        self.cap = limits.max_total_bytes
 
     def file_fits(self, size: int) -> str | None:
         """The reason a file of ``size`` bytes cannot be written, or None."""
@@ -88,7 +88,8 @@ class ToolResult:
 
 
 def tree_size(root: Path) -> int:
-    """Apparent bytes of the regular files under ``root`` (links not followed)."""
+    """Bytes the regular files under ``root`` take on disk (links not followed; holes in
+    sparse files cost nothing)."""
     total = 0
     stack = [str(root)]
     while stack:
@@ -101,7 +102,8 @@ def tree_size(root: Path) -> int:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
                 elif e.is_file(follow_symlinks=False):
-                    total += e.stat(follow_symlinks=False).st_size
+                    st = e.stat(follow_symlinks=False)
+                    total += min(st.st_size, st.st_blocks * 512)
             except OSError:
                 continue
     return total

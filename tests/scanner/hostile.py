@@ -122,9 +122,12 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def zeros_gz(path: Path, size: int) -> Path:
-    """``size`` bytes of zeros, gzipped (a ratio near 1000)."""
-    block = bytes(1024 * 1024)
+def zeros_gz(path: Path, size: int, fill: bytes = b"\0") -> Path:
+    """``size`` bytes of zeros (or of ``fill`` repeated), gzipped (a ratio near 1000).
+
+    Zeros are holes and cost no disk, and neither they nor erased flash (0xFF) count
+    against the expansion ratio: a bomb is made of anything else."""
+    block = fill * (1024 * 1024)
     with gzip.open(path, "wb", compresslevel=6) as f:
         for _ in range(size // len(block)):
             f.write(block)
@@ -132,8 +135,8 @@ def zeros_gz(path: Path, size: int) -> Path:
 
 
 def bomb_tar(path: Path, scratch: Path, size: int = 200 * 1024 * 1024) -> Path:
-    """A tar holding a good file and a gzip bomb."""
-    bomb = zeros_gz(scratch / "zeros.bin.gz", size)
+    """A tar holding a good file and a gzip bomb (of "A"s: zeros would cost no disk)."""
+    bomb = zeros_gz(scratch / "zeros.bin.gz", size, fill=b"BOMB")
     with tarfile.open(path, "w") as tf:
         tar_entry(tf, "good.txt")
         tf.add(bomb, "data/zeros.bin.gz")

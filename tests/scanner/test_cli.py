@@ -94,8 +94,10 @@ def test_json_has_every_contract_key():
     assert set(result["package"]) >= {"name", "size", "sha256", "format"}
     component_keys = {"ecosystem", "name", "version", "purl", "location", "scope"}
     assert result["components"] and all(set(c) == component_keys for c in result["components"])
+    assert {c["scope"] for c in result["components"]} <= {"runtime", "dev", "optional", "unknown"}
     # installed distributions are shipped code: their scope is runtime
-    assert {c["scope"] for c in result["components"]} == {"runtime"}
+    installed = [c for c in result["components"] if "site-packages/" in c["location"]]
+    assert installed and {c["scope"] for c in installed} == {"runtime"}
     finding_keys = {
         "id",
         "type",

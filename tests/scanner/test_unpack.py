@@ -302,20 +302,57 @@ def test_gzip_bomb_is_stopped_by_the_ratio(tmp_path):
     assert "bomb.tar!/good.txt" in members
 
 
+def allocated(root: Path) -> int:
+    """Bytes the files under ``root`` really take on disk (blocks, not apparent size)."""
+    return sum(p.lstat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
+
+
 def test_compressed_package_bomb_with_the_default_ratio(tmp_path):
-    package = hostile.zeros_gz(tmp_path / "zeros.gz", 64 * 1024 * 1024)
+    package = hostile.zeros_gz(tmp_path / "filler.gz", 64 * 1024 * 1024, fill=b"BOMB")
     tgz = tmp_path / "bomb.tar.gz"
     with tarfile.open(tgz, "w:gz") as tf:
         hostile.tar_entry(tf, "good.txt")
-        tf.add(package, "zeros.gz")  # already compressed: stored as is in the tar.gz
-        info = tarfile.TarInfo("zeros.bin")
+        tf.add(package, "filler.gz")  # already compressed: stored as is in the tar.gz
+        info = tarfile.TarInfo("filler.bin")
         info.size = 64 * 1024 * 1024
-        tf.addfile(info, io.BytesIO(bytes(info.size)))
+        tf.addfile(info, io.BytesIO(b"BOMB" * (info.size // 4)))
     result = run(tmp_path, tgz)
     assert any(
         s.startswith("expansion ratio over 200: the rest of bomb.tar.gz") for s in summaries(result)
     )
     assert "bomb.tar.gz!/good.txt" in locations(result)
+    assert allocated(tmp_path / "work") < 600 * 1024 * 1024
+
+
+def test_zeros_cost_no_disk_and_are_no_bomb(tmp_path):
+    """Empty blocks are what images are mostly made of: they are holes, not data."""
+    package = hostile.zeros_gz(tmp_path / "zeros.gz", 64 * 1024 * 1024)
+    tgz = tmp_path / "images.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        hostile.tar_entry(tf, "good.txt")
+        tf.add(package, "zeros.gz")
+        info = tarfile.TarInfo("disk.img")  # 256 MiB: a little data, then zeros
+        info.size = 256 * 1024 * 1024
+        tf.addfile(info, io.BytesIO(b"boot sector".ljust(512, b"\1") + bytes(info.size - 512)))
+    assert tgz.stat().st_size < 1024 * 1024
+    result = run(tmp_path, tgz)
+    assert result.findings == []
+    members = locations(result)
+    assert members["images.tar.gz!/disk.img"].size == 256 * 1024 * 1024
+    assert members["images.tar.gz!/zeros.gz!/zeros"].size == 64 * 1024 * 1024
+    assert allocated(tmp_path / "work") < 8 * 1024 * 1024
+    disk = members["images.tar.gz!/disk.img"].path.read_bytes()
+    assert disk.startswith(b"boot sector\1") and disk.count(0) == 256 * 1024 * 1024 - 512
+
+
+def test_zeros_still_count_as_work(tmp_path):
+    package = hostile.zeros_gz(tmp_path / "zeros.gz", 64 * 1024 * 1024)
+    result = run(tmp_path, package, Limits(max_inflated_bytes=16 * 1024 * 1024))
+    assert_all_unscanned(result)
+    assert summaries(result) == [
+        "more than 16 MiB inflated in total: the rest of zeros.gz and anything after it was"
+        " not examined"
+    ]
 
 
 def test_huge_member_header_is_refused_before_writing(tmp_path):
@@ -363,10 +400,12 @@ def test_sparse_member_counts_its_apparent_size(tmp_path, posix):
         "file larger than 1 GiB: sparse.tar!/sparse.img was not fully examined"
     ]
     assert "sparse.tar!/good.txt" in locations(result)
-    # With a generous file limit the ratio still refuses it, before writing.
-    result = run(tmp_path / "again", package)
-    assert summaries(result)[0].startswith("expansion ratio over 200")
-    assert sum(m.size for m in result.members[1:]) < 1024
+    # Within the limits its holes stay holes: all of it read, next to nothing on disk.
+    small = hostile.sparse_tar(tmp_path / "small.tar", tmp_path, 1024**3, posix=posix)
+    result = run(tmp_path / "again", small)
+    assert result.findings == []
+    assert locations(result)["small.tar!/sparse.img"].size == 1024**3
+    assert allocated(tmp_path / "again") < 8 * 1024 * 1024
 
 
 def test_too_many_members(tmp_path):

@@ -115,7 +115,8 @@ def test_lz4_squashfs_falls_back_to_unsquashfs(tmp_path):
 def test_sparse_bomb_is_refused_before_writing(tmp_path, fmt, comp):
     root = tree(tmp_path)
     with open(root / "opt/bomb.bin", "wb") as fh:
-        # Over the ratio cap: 16 MiB floor for a tiny SquashFS, 200 x 16 MiB for the ext image.
+        # Over the scratch space left for the package (given here as the limit): a file
+        # system that claims more than the disk can take is refused before writing.
         fh.truncate(64 * 1024**2 if fmt == "squashfs" else 8 * 1024**3)
     img = tmp_path / "fs.img"
     if fmt == "squashfs":
@@ -124,7 +125,7 @@ def test_sparse_bomb_is_refused_before_writing(tmp_path, fmt, comp):
         run("mke2fs", "-q", "-F", "-t", "ext4", "-d", root, img, "16M")
     out = tmp_path / "out"
     out.mkdir()
-    problems = extract(fmt, img, out, limits=Limits())
+    problems = extract(fmt, img, out, limits=Limits(max_total_bytes=32 * 1024**2))
     assert [p.path for p in problems] == ["opt/bomb.bin"]
     assert "limit" in problems[0].reason
     assert not (out / "opt/bomb.bin").exists()

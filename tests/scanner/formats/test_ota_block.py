@@ -169,13 +169,20 @@ def test_more_blocks_than_the_limits_allow_are_refused_before_writing(tmp_path):
     assert [p.path for p in problems] == ["system.img"]
     assert "limit" in problems[0].reason
     assert list(out.iterdir()) == []
-    # 400 MB of zeros from a few bytes of data: over the expansion ratio
+    # 400 MB of zeros from a few bytes of data: more than the scratch space left...
     (tmp_path / "r").mkdir()
     listing = "4\n1\n0\n0\nzero 2,1,100000\nnew 2,0,1\n"
     path = sample_dir(tmp_path / "r", listing, b"x" * BLOCK)
     out = out_dir(tmp_path / "r")
-    problems = extract("android-transfer-list", path, out, limits=Limits())
+    problems = extract("android-transfer-list", path, out, limits=Limits(max_total_bytes=10**8))
     assert [p.path for p in problems] == ["system.img"] and list(out.iterdir()) == []
+    # ...but within it, a partition that is mostly empty is rebuilt with holes: no disk
+    (tmp_path / "h").mkdir()
+    path = sample_dir(tmp_path / "h", listing, b"x" * BLOCK)
+    out = out_dir(tmp_path / "h")
+    assert extract("android-transfer-list", path, out, limits=Limits()) == []
+    image = (out / "system.img").stat()
+    assert image.st_size == 100000 * BLOCK and image.st_blocks * 512 < 1024 * 1024
 
 
 def test_missing_new_data_is_a_problem(tmp_path):
