@@ -6,7 +6,8 @@ Sources and the scope each states:
   resolved registry package; an alias (``"x@npm:case@1.6.3"``) is the real package.
   Neither format says which packages are dev: scope "unknown". Workspace, link,
   portal, file and patch entries are the project's own code, not components; so are git, URL and path references.
-- ``pnpm-lock.yaml``, lockfile versions 5 to 9: v5/v6 mark packages ``dev: true``
+- ``pnpm-lock.yaml``, lockfile versions 5 to 9 (a tarball or packed file is reported
+  with the version the lock gives it): v5/v6 mark packages ``dev: true``
   (dev), ``dev: false`` (runtime) and ``optional: true``; v9 states no flag, so the
   scope follows the graph from the importers (``dependencies`` runtime,
   ``optionalDependencies`` optional, ``devDependencies`` dev).
@@ -110,6 +111,7 @@ def _yarn(body: str, location: str) -> Iterator[Component]:
 
 
 _PNPM_V5 = re.compile(r"^((?:@[^/]+/)?[^/@]+)/([^/_]+)(?:_.*)?$")
+_PNPM_V6 = re.compile(r"^((?:@[^/@]+/)?[^/@]+)@([^/@]+)$")
 
 
 def _pnpm_key(key: str) -> tuple[str, str]:
@@ -121,11 +123,14 @@ def _pnpm_key(key: str) -> tuple[str, str]:
     v5 = _PNPM_V5.match(key)  # "/name/1.0.0", "/@scope/name/1.0.0_peer@1.0.0"
     if v5:
         return v5.group(1), v5.group(2)
-    if "@" in key[1:]:  # v6 "/name@1.0.0", v9 "name@1.0.0"
-        return split_spec(key)
-    # a tarball or another registry: "registry.example/name/1.0.0" (the entry names it)
-    name, _, version = re.sub(r"_[^/]*$", "", key).rpartition("/")
-    return name, version
+    v6 = _PNPM_V6.match(key)  # v6 "/name@1.0.0", v9 "name@1.0.0"
+    if v6:
+        return v6.group(1), v6.group(2)
+    # v5 with a registry host: "registry.npmjs.org/@scope/name/1.0.0", "example.com/n/1.3.0_p@2"
+    parts = re.sub(r"_[^/]*$", "", key).split("/")
+    if len(parts) > 2 and "." in parts[0]:
+        parts = parts[1:]
+    return "/".join(parts[:-1]), parts[-1]
 
 
 def _pnpm(data: dict, location: str) -> Iterator[Component]:
@@ -142,6 +147,10 @@ def _pnpm(data: dict, location: str) -> Iterator[Component]:
         name, version = _pnpm_key(key)
         name = text(entry.get("name")) or name
         version = text(entry.get("version")) or version
+        if not npm_component(name, version, location):
+            # a tarball or a packed file the lock names with its version:
+            # "asynckit@https://github.com/.../tarball/v0.4.0", "lodash@file:vendor/lodash.tgz"
+            name = split_spec(_pnpm_id(key))[0]
         if flags:
             if entry.get("dev") is True:
                 scope = "dev"
@@ -175,7 +184,7 @@ def _pnpm_graph(data: dict, packages: dict, snapshots: dict) -> dict[str, str]:
 
     def target(name: str, ref) -> str | None:
         ref = text(as_dict(ref).get("version")) if isinstance(ref, dict) else text(ref)
-        if not ref or ref.startswith(("link:", "file:")):
+        if not ref or ref.startswith("link:"):
             return None
         return ref if "@" in ref[1:] and not ref.startswith("(") else f"{name}@{ref}"
 

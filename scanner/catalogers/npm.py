@@ -31,8 +31,9 @@ from scanner.unpack import Member
 _INSTALLED = re.compile(r"(^|/)node_modules/(@[^/]+/)?[^/@][^/]*/package\.json$")
 _LOCKS = ("package-lock.json", "npm-shrinkwrap.json", ".package-lock.json")
 _NESTING_MAX = 64
-#: A registry package name: ``name`` or ``@scope/name`` (never a path like ``node_modules/x``).
-_NAME = re.compile(r"^(@[^/@\s]+/)?[^/@\s][^/\s]*$")
+#: A registry package name: ``name`` or ``@scope/name`` (never a path like
+#: ``node_modules/x`` nor a reference like ``file:..``).
+_NAME = re.compile(r"^(@[^/@:\s]+/)?[^/@:\s][^/:\s]*$")
 
 
 def npm_component(

@@ -1,11 +1,12 @@
-"""Ruby: Bundler's ``Gemfile.lock`` (or ``gems.locked``) and installed ``specifications/*.gemspec``.
+"""Ruby: Bundler's ``Gemfile.lock`` (or ``gems.locked``), installed ``specifications/*.gemspec``.
 
-Ecosystem RubyGems, purl type ``gem``. ``Gemfile.lock`` lists the gems of its ``GEM``
-and ``GIT`` sections (four-space ``name (version)`` lines; a platform suffix such as
-``-x86_64-linux`` is not part of the version); ``PATH`` gems are the project's own
-code. The groups a gem belongs to are in the Gemfile, not the lock: scope
-"unknown". A gemspec under ``specifications/`` is what RubyGems wrote when it
-installed the gem (``s.name = "rake".freeze``, ``s.version = "13.0.3"``): runtime.
+Ecosystem RubyGems, purl type ``gem``. ``Gemfile.lock`` lists the gems of its ``GEM``,
+``GIT`` and ``PATH`` sections (four-space ``name (version)`` lines; a platform suffix
+such as ``-x86_64-linux`` is not part of the version), but not the ``PATH`` with
+``remote: .``: that is the project's own gem. The groups a gem belongs to are in the
+Gemfile, not the lock: scope "unknown". A gemspec under ``specifications/`` is what
+RubyGems wrote when it installed the gem (``s.name = "rake".freeze``,
+``s.version = "13.0.3"``): runtime.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from scanner.unpack import Member
 
 _GEMSPEC_MAX = 1024 * 1024
 _SPEC = re.compile(r"^ {4}([A-Za-z0-9][A-Za-z0-9._-]*) \(([^()\s]+)\)\s*$")
-_SECTIONS = ("GEM", "GIT")
+_SECTIONS = ("GEM", "GIT", "PATH")
 _LOCKS = ("Gemfile.lock", "gems.locked")
 _INSTALLED = re.compile(r"(^|/)specifications/[^/]+\.gemspec$")
 _FIELD = r"^\s*\w+\.{}\s*=\s*(?:Gem::Version\.new\(\s*)?([\"'])([^\"']+)\1"
@@ -39,6 +40,8 @@ def _lock(member: Member) -> Iterator[Component]:
         if line and not line[0].isspace():
             section = line.strip()
             continue
+        if section == "PATH" and line.strip() == "remote: .":
+            section = "PATH ."  # the project itself
         if section not in _SECTIONS:
             continue
         spec = _SPEC.match(line)

@@ -250,11 +250,28 @@ packages:
     name: private-pkg
     version: 1.2.3
     dev: false
+
+  registry.npmjs.org/@foo/bar/1.1.0:
+    dev: false
+
+  example.com/foo/1.3.0_bar@2.0.0:
+    dev: false
+
+  github.com/kevva/is-positive:
+    dev: false
+
+  file:..:
+    resolution: {directory: .., type: directory}
+    name: file:..
+    version: 1.0.0
+    dev: false
 """
     assert scoped(scan(tmp_path, {"pnpm-lock.yaml": lock}), "pnpm-lock.yaml") == {
         ("react-dom", "17.0.2", "runtime"),
         ("@babel/core", "7.20.2", "dev"),
         ("private-pkg", "1.2.3", "runtime"),
+        ("@foo/bar", "1.1.0", "runtime"),
+        ("foo", "1.3.0", "runtime"),
     }
 
 
@@ -278,6 +295,49 @@ def test_bun_lock_with_comments_nested_and_workspace_packages(tmp_path):
         ("a", "1.0.0", "runtime"),
         ("b", "1.5.0", "runtime"),  # a's own copy
         ("b", "2.0.0", "dev"),
+    }
+
+
+def test_pnpm_v9_tarballs_and_packed_files_with_their_versions(tmp_path):
+    lock = """\
+lockfileVersion: '9.0'
+
+importers:
+
+  .:
+    dependencies:
+      asynckit:
+        specifier: https://github.com/alexindigo/asynckit/tarball/v0.4.0
+        version: https://github.com/alexindigo/asynckit/tarball/v0.4.0
+      lodash:
+        specifier: file:vendor/lodash.tgz
+        version: file:vendor/lodash.tgz
+      lib:
+        specifier: link:../lib
+        version: link:../lib
+
+packages:
+
+  asynckit@https://github.com/alexindigo/asynckit/tarball/v0.4.0:
+    resolution: {tarball: https://github.com/alexindigo/asynckit/tarball/v0.4.0}
+    version: 0.4.0
+
+  lodash@file:vendor/lodash.tgz:
+    resolution: {integrity: sha512-x, tarball: file:vendor/lodash.tgz}
+    version: 4.17.21
+
+  nameless@https://example.com/nameless.tgz:
+    resolution: {tarball: https://example.com/nameless.tgz}
+
+snapshots:
+
+  asynckit@https://github.com/alexindigo/asynckit/tarball/v0.4.0: {}
+
+  lodash@file:vendor/lodash.tgz: {}
+"""
+    assert scoped(scan(tmp_path, {"pnpm-lock.yaml": lock}), "pnpm-lock.yaml") == {
+        ("asynckit", "0.4.0", "runtime"),
+        ("lodash", "4.17.21", "runtime"),
     }
 
 

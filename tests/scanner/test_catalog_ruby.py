@@ -61,6 +61,11 @@ PATH
     myapp (0.1.0)
       nokogiri
 
+PATH
+  remote: vendor/gems/backbone-on-rails
+  specs:
+    backbone-on-rails (1.2.0.0)
+
 GEM
   remote: https://rubygems.org/
   specs:
@@ -90,6 +95,7 @@ def test_gemfile_lock_sections_and_platforms(tmp_path):
     components = scan(tmp_path, {"Gemfile.lock": GEMFILE_LOCK})
     assert {(c.name, c.version) for c in components} == {
         ("activesupport", "7.1.0.alpha"),
+        ("backbone-on-rails", "1.2.0.0"),  # vendored; "myapp" is the project itself
         ("concurrent-ruby", "1.1.10"),
         ("nokogiri", "1.13.10"),
         ("racc", "1.6.1"),
