@@ -4,8 +4,11 @@ Sources and the scope each states:
 
 - ``yarn.lock`` v1 (its own format) and berry (v2+, YAML with ``__metadata``): every
   resolved registry package; an alias (``"x@npm:case@1.6.3"``) is the real package.
-  Neither format says which packages are dev: scope "unknown". Workspace, link,
-  portal, file and patch entries are the project's own code, not components; so are git, URL and path references.
+  The lock does not say which packages are dev: the scope follows the graph from
+  the ``package.json`` beside it, as for pnpm v9, and is "unknown" without one
+  (and for what the project's manifest does not reach). Workspace, link, portal,
+  file and patch entries are the project's own code, not components; git and URL
+  references are no registry release and are left out too.
 - ``pnpm-lock.yaml``, lockfile versions 5 to 9 (a tarball or packed file is reported
   with the version the lock gives it): v5/v6 mark packages ``dev: true``
   (dev), ``dev: false`` (runtime) and ``optional: true``; v9 states no flag, so the
@@ -17,8 +20,10 @@ Sources and the scope each states:
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from scanner.catalogers import _lockyaml
 from scanner.catalogers._common import (
@@ -28,6 +33,7 @@ from scanner.catalogers._common import (
     inner,
     leaf,
     looks_like_version,
+    read_json,
     read_text,
     text,
 )
@@ -58,53 +64,125 @@ def _npm(name: str, version: str, location: str, scope: str) -> Component | None
 # -- Yarn -----------------------------------------------------------------------------
 
 
-def _yarn_v1(body: str, location: str) -> Iterator[Component]:
-    specs: list[str] = []
+@dataclass
+class _YarnEntry:
+    name: str
+    version: str
+    #: False for git, URL, path and workspace references: no registry release.
+    release: bool
+    dependencies: dict = field(default_factory=dict)
+    optional: dict = field(default_factory=dict)
+
+
+def _yarn_v1(body: str) -> tuple[list[_YarnEntry], dict[str, int]]:
+    entries: list[_YarnEntry] = []
+    index: dict[str, int] = {}
+    current: _YarnEntry | None = None
+    group: dict | None = None
     for count, line in enumerate(body.splitlines()):
         if count >= _lockyaml.MAX_LINES:
-            return
+            break
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line.startswith(" "):
             specs = [s.strip().strip('"') for s in line.rstrip().rstrip(":").split(",")]
-            continue
-        if line.startswith("  ") and not line.startswith("   ") and specs:
-            key, _, value = line.strip().partition(" ")
-            if key.strip('"').rstrip(":") != "version":
-                continue
-            version = value.strip().strip('"')
             name, wanted = split_spec(specs[0])
+            release = True
             if wanted.startswith("npm:"):
                 name, _ = split_spec(wanted[4:])
             elif _PROTOCOL.match(wanted):
-                specs = []  # git, a URL, a path or the project's own: no registry release
-                continue
-            found = _npm(name, version, location, "unknown")
-            if found:
-                yield found
-            specs = []
+                release = False  # git, a URL, a path or the project's own
+            current, group = _YarnEntry(name, "", release), None
+            entries.append(current)
+            for spec in specs:
+                index.setdefault(spec, len(entries) - 1)
+            continue
+        if current is None:
+            continue
+        key, _, value = line.strip().partition(" ")
+        key, value = key.strip('"').rstrip(":"), value.strip().strip('"')
+        if not line.startswith("   "):
+            group = {"dependencies": current.dependencies,
+                     "optionalDependencies": current.optional}.get(key)
+            if key == "version":
+                current.version = value
+        elif group is not None and not line.startswith("     "):
+            group[key] = value
+    return entries, index
 
 
-def _yarn_berry(data: dict, location: str) -> Iterator[Component]:
+def _yarn_berry(data: dict) -> tuple[list[_YarnEntry], dict[str, int]]:
+    entries: list[_YarnEntry] = []
+    index: dict[str, int] = {}
     for key, entry in list(data.items())[:_ENTRIES_MAX]:
         entry = as_dict(entry)
         if key == "__metadata" or not entry:
             continue
         resolution = text(entry.get("resolution")) or key.split(",")[0].strip()
         name, reference = split_spec(resolution)
-        if not reference.startswith("npm:"):
-            continue  # workspace, patch, link, git: the project's own or not a release
+        # workspace, patch, link, git: the project's own or not a release
+        release = reference.startswith("npm:")
         version = text(entry.get("version")) or reference[4:]
-        found = _npm(name, version, location, "unknown")
-        if found:
-            yield found
+        dependencies = {k: text(v) for k, v in as_dict(entry.get("dependencies")).items()}
+        meta = as_dict(entry.get("dependenciesMeta"))
+        optional = {k: v for k, v in dependencies.items()
+                    if as_dict(meta.get(k)).get("optional") is True}
+        entries.append(_YarnEntry(
+            name, version, release,
+            {k: v for k, v in dependencies.items() if k not in optional}, optional,
+        ))
+        for spec in key.split(","):
+            index.setdefault(spec.strip(), len(entries) - 1)
+    return entries, index
 
 
-def _yarn(body: str, location: str) -> Iterator[Component]:
+def _yarn_scopes(
+    entries: list[_YarnEntry], index: dict[str, int], manifest: dict
+) -> dict[int, str]:
+    """Scope of each entry from the package.json beside the lock."""
+
+    def target(name: str, wanted) -> int | None:
+        wanted = text(wanted)
+        for spec in (f"{name}@{wanted}", f"{name}@npm:{wanted}"):
+            if spec in index:
+                return index[spec]
+        return None
+
+    scope_of: dict[int, str] = {}
+
+    def reach(start: list[tuple[int, str]]) -> None:
+        stack = list(start)
+        steps = 0
+        while stack and steps < _ENTRIES_MAX * 4:
+            steps += 1
+            at, scope = stack.pop()
+            if at in scope_of and _RANK[scope_of[at]] <= _RANK[scope]:
+                continue
+            scope_of[at] = scope
+            weaker = "optional" if scope == "runtime" else scope
+            for deps, s in ((entries[at].dependencies, scope), (entries[at].optional, weaker)):
+                stack.extend((t, s) for n, w in deps.items() if (t := target(n, w)) is not None)
+
+    for field_name, scope in (
+        ("dependencies", "runtime"), ("optionalDependencies", "optional"),
+        ("peerDependencies", "runtime"), ("devDependencies", "dev"),
+    ):
+        deps = as_dict(manifest.get(field_name))
+        reach([(t, scope) for n, w in deps.items() if (t := target(n, w)) is not None])
+    return scope_of
+
+
+def _yarn(body: str, location: str, manifest: dict | None) -> Iterator[Component]:
     if "__metadata:" in body[:4096]:
-        yield from _yarn_berry(_lockyaml.loads(body), location)
+        entries, index = _yarn_berry(_lockyaml.loads(body))
     else:
-        yield from _yarn_v1(body, location)
+        entries, index = _yarn_v1(body)
+    scope_of = _yarn_scopes(entries, index, manifest) if manifest else {}
+    for at, entry in enumerate(entries):
+        if entry.release:
+            found = _npm(entry.name, entry.version, location, scope_of.get(at, "unknown"))
+            if found:
+                yield found
 
 
 # -- pnpm -----------------------------------------------------------------------------
@@ -313,11 +391,16 @@ def _bun(data: dict, location: str) -> Iterator[Component]:
 # -- the cataloger --------------------------------------------------------------------
 
 
-def _parse(member: Member) -> list[Component]:
+def _parse(member: Member, manifests: dict[str, Member]) -> list[Component]:
     body = read_text(member) or ""
     name = leaf(inner(member.location))
     if name == "yarn.lock":
-        return list(_yarn(body, member.location))
+        beside = manifests.get(posixpath.join(posixpath.dirname(member.location), "package.json"))
+        try:
+            manifest = as_dict(read_json(beside)) if beside is not None else None
+        except PARSE_ERRORS:
+            manifest = None
+        return list(_yarn(body, member.location, manifest))
     if name == "pnpm-lock.yaml":
         return [
             c for document in _lockyaml.documents(body) if not _pnpm_environment(document)
@@ -327,16 +410,19 @@ def _parse(member: Member) -> list[Component]:
 
 
 def collect(members: Iterable[Member]) -> list[Component]:
+    members = [m for m in members if m.depth]
+    manifests = {m.location: m for m in members if leaf(inner(m.location)) == "package.json"}
     found: list[Component] = []
     for member in members:
-        if member.depth and keeps(inner(member.location)):
+        if leaf(inner(member.location)) in _LOCKS:
             try:
-                found += _parse(member)
+                found += _parse(member, manifests)
             except PARSE_ERRORS:
                 continue
     return found
 
 
 def keeps(path: str) -> bool:
-    """Whether :func:`collect` may read the file at this inner path."""
-    return leaf(path) in _LOCKS
+    """Whether :func:`collect` may read the file at this inner path (a yarn.lock's
+    scopes come from the package.json beside it)."""
+    return leaf(path) in _LOCKS or leaf(path) == "package.json"

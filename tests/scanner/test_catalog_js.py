@@ -53,7 +53,9 @@ def tool_locks(tmp_path_factory):
     return scan(tmp_path_factory.mktemp("locks"), files)
 
 
-@pytest.mark.parametrize("tool", ["npm1", "npm3", "pnpm7", "pnpm8", "pnpm9", "bun"])
+@pytest.mark.parametrize(
+    "tool", ["npm1", "npm3", "pnpm7", "pnpm8", "pnpm9", "bun", "yarn1", "berry"]
+)
 def test_locks_stating_scopes(tool_locks, tool):
     expected = (
         {(n, v, "runtime") for n, v in RUNTIME} | {(*DEV, "dev"), (*OPTIONAL, "optional")}
@@ -62,9 +64,11 @@ def test_locks_stating_scopes(tool_locks, tool):
 
 
 @pytest.mark.parametrize("tool", ["yarn1", "berry"])
-def test_yarn_locks(tool_locks, tool):
-    # yarn.lock does not say which packages are dev or optional
-    assert scoped(tool_locks, f"web/{tool}/yarn.lock") == {(n, v, "unknown") for n, v in ALL}
+def test_yarn_locks_without_their_package_json(tmp_path, tool):
+    # yarn.lock does not say which packages are dev or optional: the package.json does
+    lock = (LOCKFILES / tool / "yarn.lock").read_bytes()
+    components = scan(tmp_path, {"web/yarn.lock": lock, "web/sub/package.json": "{}"})
+    assert scoped(components, "web/yarn.lock") == {(n, v, "unknown") for n, v in ALL}
 
 
 def test_js_lock_components_are_npm_packages(tool_locks):
@@ -72,6 +76,12 @@ def test_js_lock_components_are_npm_packages(tool_locks):
     assert "pkg:npm/%40babel/helper-validator-identifier@7.22.20" in purls(tool_locks)
     # the project itself and the alias's own name are not components
     assert not {c for c in tool_locks if c.name in ("shop-widget", "case-alias")}
+
+
+def test_yarn_lock_beside_a_malformed_package_json(tmp_path):
+    lock = (LOCKFILES / "yarn1" / "yarn.lock").read_bytes()
+    components = scan(tmp_path, {"web/yarn.lock": lock, "web/package.json": "{\"dependencies\": ["})
+    assert scoped(components, "web/yarn.lock") == {(n, v, "unknown") for n, v in ALL}
 
 
 def test_npm_v1_aliases_and_nested_names(tmp_path):
@@ -405,4 +415,4 @@ def test_js_locks_through_the_scan(tmp_path, scan_package_at, packer):
     assert result.verdict == "rejected"
     minimist = {(c.location.rsplit("/", 2)[1], c.scope) for c in result.components
                 if c.name == "minimist"}
-    assert ("pnpm9", "dev") in minimist and ("yarn1", "unknown") in minimist
+    assert ("pnpm9", "dev") in minimist and ("yarn1", "dev") in minimist
