@@ -14,8 +14,10 @@ import secrets
 
 from flask import Flask, current_app
 
+from scanner.report import BINDING_LABEL as REPORT_LABEL
+from scanner.report import binding_key
+
 SESSION_LABEL = b"assay/v1/session"
-REPORT_LABEL = b"assay/v1/report-binding"
 
 
 def derive(secret: str | bytes, label: bytes) -> bytes:
@@ -25,8 +27,9 @@ def derive(secret: str | bytes, label: bytes) -> bytes:
 
 
 def report_key_for(secret: str | bytes) -> bytes:
-    """The key reports are bound with, for the installation whose secret is ``secret``."""
-    return derive(secret, REPORT_LABEL)
+    """The key reports are bound with, for the installation whose secret is ``secret``
+    (the scanner's CLI derives the same one)."""
+    return binding_key(secret)
 
 
 def init_app(app: Flask) -> None:

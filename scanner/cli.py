@@ -8,8 +8,9 @@
 Exit status: 0 approved, 1 rejected, 2 error (one line on stderr). ``scan`` may be
 left out: ``python -m scanner PACKAGE --osv PATH``.
 
-The report is bound to the scan with an HMAC: its secret is ``--secret`` or the
-``ASSAY_SECRET_KEY`` environment variable, and its report ID is the package's
+The report is bound to the scan with an HMAC under a key derived from ``--secret`` or
+the ``ASSAY_SECRET_KEY`` environment variable (the portal derives the same one, so the
+CLI reads the portal's reports), and its report ID is the package's
 sha256 and the scan's start time, ``<sha256>@<started>``.
 """
 
@@ -141,10 +142,12 @@ def _write_outputs(args, result: ScanResult, secret: str | None, progress) -> No
             Path(args.json).write_text(text, encoding="utf-8")
         done += 1
     if args.report:
-        from scanner.report import write_report
+        from scanner.report import binding_key, write_report
 
         report_id = f"{result.package.sha256}@{result.scan.started}"
-        args.report.write_bytes(write_report(result, report_id=report_id, secret=secret))
+        args.report.write_bytes(
+            write_report(result, report_id=report_id, secret=binding_key(secret))
+        )
         done += 1
     if args.sbom:
         from scanner.sbom import write_sbom
@@ -156,7 +159,7 @@ def _write_outputs(args, result: ScanResult, secret: str | None, progress) -> No
 
 
 def _appeal(args) -> int:
-    from scanner.report import ReportError, read_appeal
+    from scanner.report import ReportError, binding_key, read_appeal
 
     secret = args.secret or os.environ.get(SECRET_ENV)
     if not secret:
@@ -165,7 +168,8 @@ def _appeal(args) -> int:
         raise _Failure(f"report not found: {args.report}")
     try:
         appeal = read_appeal(
-            args.report.read_bytes(), secret=secret, report_id=args.report_id, require_yes=False
+            args.report.read_bytes(), secret=binding_key(secret), report_id=args.report_id,
+            require_yes=False,
         )
     except ReportError as exc:
         raise _Failure(str(exc)) from exc

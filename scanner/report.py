@@ -416,6 +416,19 @@ def _clean(text: str) -> str:
 # --------------------------------------------------------------------------- binding
 
 
+#: Label under which the report binding key is derived from an installation's secret.
+BINDING_LABEL = b"assay/v1/report-binding"
+
+
+def binding_key(secret: bytes | str) -> bytes:
+    """The key an installation whose secret is ``secret`` binds its reports with.
+
+    The secret itself signs nothing: each use gets a key of its own (HMAC-SHA256 under
+    its label), so the portal's reports and the CLI's agree for the same secret.
+    """
+    return hmac.new(_key(secret), BINDING_LABEL, hashlib.sha256).digest()
+
+
 def _key(secret: bytes | str) -> bytes:
     key = secret.encode() if isinstance(secret, str) else bytes(secret)
     if not key:

@@ -84,6 +84,18 @@ def test_rejected_exits_1_and_writes_every_output(tmp_path):
         "report_id": f"{result['package']['sha256']}@{result['scan']['started']}",
         "claims": [],
     }
+    # The portal binds its reports with the key derived from the same secret: the CLI
+    # reads them, and a report bound with the bare secret is refused.
+    from portal.keys import report_key_for
+    from scanner.model import ScanResult
+    from scanner.report import write_report
+
+    scanned = ScanResult.from_dict(result)
+    (tmp_path / "p.xlsx").write_bytes(
+        write_report(scanned, report_id="scan-7", secret=report_key_for("k" * 32)))
+    assert cli("appeal", tmp_path / "p.xlsx", "--secret", "k" * 32).returncode == 0
+    (tmp_path / "raw.xlsx").write_bytes(write_report(scanned, report_id="scan-7", secret="k" * 32))
+    assert cli("appeal", tmp_path / "raw.xlsx", "--secret", "k" * 32).returncode == 2
 
 
 def test_json_has_every_contract_key():
