@@ -54,7 +54,7 @@ def _parse(member: Member) -> Iterator[Component]:
 
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
-    return bool(_RECORD.search(path))
+    return path.endswith(".json") and "conda-meta/" in path and bool(_RECORD.search(path))
 
 
 def collect(members: Iterable[Member]) -> list[Component]:

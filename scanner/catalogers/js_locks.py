@@ -42,6 +42,7 @@ from scanner.model import Component
 from scanner.unpack import Member
 
 _LOCKS = ("yarn.lock", "pnpm-lock.yaml", "bun.lock")
+_ENDINGS = (".lock", ".yaml", "package.json")
 #: Packages of one lock file.
 _ENTRIES_MAX = 200_000
 _RANK = {"runtime": 0, "optional": 1, "dev": 2}
@@ -410,7 +411,7 @@ def _parse(member: Member, manifests: dict[str, Member]) -> list[Component]:
 
 
 def collect(members: Iterable[Member]) -> list[Component]:
-    members = [m for m in members if m.depth]
+    members = [m for m in members if m.depth and keeps(inner(m.location))]
     manifests = {m.location: m for m in members if leaf(inner(m.location)) == "package.json"}
     found: list[Component] = []
     for member in members:
@@ -425,4 +426,4 @@ def collect(members: Iterable[Member]) -> list[Component]:
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path (a yarn.lock's
     scopes come from the package.json beside it)."""
-    return leaf(path) in _LOCKS or leaf(path) == "package.json"
+    return path.endswith(_ENDINGS) and leaf(path) in (*_LOCKS, "package.json")

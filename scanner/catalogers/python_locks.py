@@ -52,6 +52,7 @@ _INCLUDE_DEPTH = 8
 _ENTRIES_MAX = 100_000
 
 _LOCKS = ("poetry.lock", "Pipfile.lock", "pdm.lock", "uv.lock")
+_ENDINGS = (".lock", "pyproject.toml")
 
 _PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
@@ -360,7 +361,7 @@ def _lock(member: Member, siblings: dict[str, Member]) -> list[Component]:
 
 
 def collect(members: Iterable[Member]) -> list[Component]:
-    members = [m for m in members if m.depth]
+    members = [m for m in members if m.depth and keeps(inner(m.location))]
     found: list[Component] = []
     requirements = _RequirementsReader([m for m in members if _includable(inner(m.location))])
     siblings = {m.location: m for m in members if leaf(inner(m.location)) == "pyproject.toml"}
@@ -378,10 +379,6 @@ def collect(members: Iterable[Member]) -> list[Component]:
 
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
-    name = leaf(path)
-    return (
-        _includable(path)
-        or is_requirements(path)
-        or name in _LOCKS
-        or name == "pyproject.toml"
-    )
+    if path.endswith((".txt", ".in")):
+        return _includable(path) or is_requirements(path)
+    return path.endswith(_ENDINGS) and leaf(path) in (*_LOCKS, "pyproject.toml")

@@ -71,4 +71,6 @@ def collect(members: Iterable[Member]) -> list[Component]:
 
 def keeps(path: str) -> bool:
     """Whether :func:`collect` may read the file at this inner path."""
-    return leaf(path) in _LOCKS or bool(_INSTALLED.search(path))
+    if path.endswith(".gemspec"):
+        return bool(_INSTALLED.search(path))
+    return path.endswith(_LOCKS) and leaf(path) in _LOCKS
