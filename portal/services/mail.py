@@ -20,24 +20,36 @@ def send_mail(address: str, subject: str, body: str) -> bool:
     A relay that is down or refuses the message is logged, not raised: the caller
     decides what the person sees.
     """
+    return send_mails([(address, subject, body)])
+
+
+def send_mails(messages: list[tuple[str, str, str]]) -> bool:
+    """Send (address, subject, body) messages over one connection; True when the relay
+    took them all. Nothing is sent without a relay; a failure is logged, not raised."""
     cfg = current_app.config
-    if not mail_configured():
+    if not messages or not mail_configured():
         return False
-    message = EmailMessage()
-    message["From"] = cfg.get("MAIL_FROM", "assay@localhost")
-    message["To"] = address
-    message["Subject"] = f"[Assay] {subject}"
-    message.set_content(body)
     try:
         with smtplib.SMTP(cfg["SMTP_HOST"], int(cfg.get("SMTP_PORT", 25)), timeout=15) as smtp:
             if cfg.get("SMTP_USERNAME"):
                 smtp.starttls()
                 smtp.login(cfg["SMTP_USERNAME"], cfg.get("SMTP_PASSWORD", ""))
-            smtp.send_message(message)
+            for address, subject, body in messages:
+                smtp.send_message(_message(cfg, address, subject, body))
     except (OSError, smtplib.SMTPException) as exc:
-        current_app.logger.warning("could not send mail to %s: %s", address, exc)
+        addresses = ", ".join(address for address, _, _ in messages)
+        current_app.logger.warning("could not send mail to %s: %s", addresses, exc)
         return False
     return True
+
+
+def _message(cfg, address: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = cfg.get("MAIL_FROM", "assay@localhost")
+    message["To"] = address
+    message["Subject"] = f"[Assay] {subject}"
+    message.set_content(body)
+    return message
 
 
 def send_mail_later(address: str, subject: str, body: str) -> None:

@@ -7,11 +7,9 @@ local time only decides which day it is.
 
 from __future__ import annotations
 
-import smtplib
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
 
 import holidays
 from flask import current_app
@@ -22,6 +20,7 @@ from portal.models import Appeal, AppealDecision, CalendarDay, Notification, Rol
 from portal.services import calendar
 from portal.services.audit import record_event
 from portal.services.errors import Forbidden, NotFound, ValidationError
+from portal.services.mail import send_mails
 from portal.timeutil import utcnow
 
 MAX_NOTE = 200
@@ -268,29 +267,12 @@ def _recipients(appeal: Appeal) -> list[User]:
 def _send_mails(mails: list[tuple[str, str]]) -> None:
     """Email each (address, text) when SMTP is configured; a mail failure is logged only,
     since the in-app notification already exists."""
-    cfg = current_app.config
-    if not mails or not cfg.get("SMTP_HOST"):
-        return
-    try:
-        with smtplib.SMTP(cfg["SMTP_HOST"], int(cfg.get("SMTP_PORT", 25)), timeout=15) as smtp:
-            if cfg.get("SMTP_USERNAME"):
-                smtp.starttls()
-                smtp.login(cfg["SMTP_USERNAME"], cfg.get("SMTP_PASSWORD", ""))
-            for address, text in mails:
-                smtp.send_message(_mail(cfg, address, text))
-    except (OSError, smtplib.SMTPException) as exc:
-        current_app.logger.warning("could not send reminder emails: %s", exc)
-
-
-def _mail(cfg, address: str, text: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = cfg.get("MAIL_FROM", "assay@localhost")
-    message["To"] = address
-    message["Subject"] = f"[Assay] {text.split(':')[0]}"
-    url = cfg.get("PUBLIC_URL", "")
-    message.set_content(f"{text}\n\nOpen the appeal queue in Assay{f' ({url})' if url else ''} "
-                        "to review it.\n")
-    return message
+    url = current_app.config.get("PUBLIC_URL", "")
+    send_mails([
+        (address, text.split(":")[0],
+         f"{text}\n\nOpen the appeal queue in Assay{f' ({url})' if url else ''} to review it.\n")
+        for address, text in mails
+    ])
 
 
 def list_notifications(actor: User, *, limit: int = 100) -> list[Notification]:
