@@ -6,7 +6,8 @@
                          ^    \\--rejected--> rejected --appeal--> reviewing --accept--> approved
                          |                      |                       \\--deny / withdraw--> rejected
                          +-------submit---------+ (modify; also from approved unless a
-                                                   published product uses the version)
+                                                   published product uses the version, and
+                                                   from scanning once its scan failed for good)
 
 Every move writes an audit event with the status before and after. ``move``
 adds to the caller's transaction; the calling service commits.
@@ -26,7 +27,7 @@ S = VersionStatus
 
 #: event -> (statuses it may leave, status it enters)
 TRANSITIONS: dict[str, tuple[frozenset[VersionStatus], VersionStatus]] = {
-    "submit": (frozenset({S.draft, S.rejected, S.approved}), S.scanning),
+    "submit": (frozenset({S.draft, S.rejected, S.approved, S.scanning}), S.scanning),
     "approved": (frozenset({S.scanning}), S.approved),
     "rejected": (frozenset({S.scanning}), S.rejected),
     "appeal": (frozenset({S.rejected}), S.reviewing),
@@ -60,7 +61,18 @@ def refusal(version: AssetVersion, event: str) -> str | None:
         return _REFUSALS[event]
     if event == "submit" and version.status is S.approved and in_published_product(version):
         return "This version is part of a published product and cannot be changed."
+    if event == "submit" and version.status is S.scanning and not _scan_failed(version):
+        return "This version is being scanned; wait for the verdict before changing it."
     return None
+
+
+def _scan_failed(version: AssetVersion) -> bool:
+    """Whether the version's scan ended without a verdict (failed for good, or stalled):
+    the seller may then upload another package instead of waiting for an operator."""
+    from portal.models import ScanState
+
+    scan = version.latest_scan
+    return scan is not None and scan.state == ScanState.failed
 
 
 def move(version: AssetVersion, event: str, *, actor: User | None,

@@ -34,7 +34,8 @@ def test_allowed_moves_are_audited(app, factories, before, event, after):
 
 @pytest.mark.parametrize(
     ("before", "event"),
-    [(b, e) for b in S for e in state.TRANSITIONS if (b, e) not in {(a, ev) for a, ev, _ in ALLOWED}],
+    [(b, e) for b in S for e in state.TRANSITIONS
+     if (b, e) not in {(a, ev) for a, ev, _ in ALLOWED}],
 )
 def test_every_other_move_is_refused_and_changes_nothing(app, factories, before, event):
     version = factories.version(status=before)
@@ -52,6 +53,18 @@ def test_approved_version_in_a_published_product_cannot_be_resubmitted(app, fact
     assert "published product" in state.refusal(version, "submit")
     with pytest.raises(InvalidTransition, match="published product"):
         state.move(version, "submit", actor=seller)
+
+
+def test_a_version_whose_scan_failed_for_good_can_get_another_package(app, factories):
+    """A scan that failed (a stalled one, say) decides nothing; the seller need not wait
+    for an operator to retry it."""
+    seller = factories.user()
+    version = factories.version(factories.asset(seller), status=S.scanning)
+    scan = factories.scan(version, state="running")
+    assert "being scanned" in state.refusal(version, "submit")
+    scan.state = "failed"
+    assert state.can(version, "submit")
+    assert state.move(version, "submit", actor=seller) is S.scanning
 
 
 def test_unknown_event_is_a_programming_error(app, factories):
