@@ -126,12 +126,13 @@ def test_components_equal_the_manifest(file_name):
         for c in result["components"]
         if c["ecosystem"] != NATIVE
     )
+    listed = [
+        (c["ecosystem"], c["name"], c["version"], c["location_in_package"])
+        for c in PACKAGES[file_name]["components"]
+    ]
     expected = sorted(
-        [
-            (c["ecosystem"], c["name"], c["version"], f"{file_name}{NEST}{c['location_in_package']}")
-            for c in PACKAGES[file_name]["components"]
-        ]
-        + [(e, n, v, f"{file_name}{NEST}{where}") for e, n, v, where in LOCKED.get(file_name, ())]
+        (e, n, v, f"{file_name}{NEST}{where}")
+        for e, n, v, where in [*listed, *LOCKED.get(file_name, ())]
     )
     assert found == expected
     assert all(c["purl"].startswith("pkg:") for c in result["components"])
