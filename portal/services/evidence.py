@@ -235,9 +235,13 @@ def _check_zip(file: str, where: str, f: BinaryIO, *, depth: int, budget: _Budge
 
 def _check_tar_or_stream(file: str, where: str, f: BinaryIO, compressed, *, depth: int,
                          budget: _Budget) -> None:
+    """A tar (plain or compressed), or one compressed file. What is decompressed counts
+    against the budget as it is read, so a small file that inflates without end is
+    refused instead of being read through."""
     f.seek(0)
+    source = f if compressed is None else _Counted(compressed(f), file, budget)
     try:
-        archive = tarfile.open(fileobj=f, mode="r:*")
+        archive = tarfile.open(fileobj=source, mode="r|" if compressed else "r:")
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError):
         archive = None
     if archive is None:
@@ -252,17 +256,35 @@ def _check_tar_or_stream(file: str, where: str, f: BinaryIO, compressed, *, dept
         with archive:
             for member in archive:
                 budget.spend(file, members=1)
-                inner = f"{where}!/{member.name}"
-                if member.isdir() or member.issym() or member.islnk():
-                    continue
                 if not member.isfile():
-                    continue  # devices and fifos carry no content
+                    continue  # folders, links, devices and fifos carry no content
+                inner = f"{where}!/{member.name}"
                 _check_name(file, inner)
                 _check_member(file, inner, lambda m=member: archive.extractfile(m), member.size,
                               depth=depth, budget=budget)
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise EvidenceRefused(f"The evidence file {file}: {where} is a damaged archive that "
                               "cannot be checked.") from exc
+
+
+class _Counted:
+    """A decompressing reader whose output is charged to the budget as it is read."""
+
+    def __init__(self, raw, file: str, budget: _Budget):
+        self.raw, self.file, self.budget = raw, file, budget
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            chunks = []
+            while chunk := self.read(1024 * 1024):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        data = self.raw.read(size)
+        self.budget.spend(self.file, inflated=len(data))
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 def _check_member(file: str, inner: str, opener, size: int | None, *, depth: int,

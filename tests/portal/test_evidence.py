@@ -243,3 +243,34 @@ def test_receive_refuses_too_large_and_empty_files(tmp_path):
         with evidence.receive("b.txt", io.BytesIO(b""), max_bytes=10, directory=tmp_path):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_compressed_tar_that_inflates_without_end_is_refused_quickly(tmp_path, clamd):
+    import gzip
+    import time
+
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as gz:
+        with tarfile.open(fileobj=gz, mode="w|") as t:
+            info = tarfile.TarInfo("zeros.txt")
+            info.size = evidence.MAX_INFLATED + 2**20
+            t.addfile(info, _Zeros(info.size))
+    assert len(out.getvalue()) < 2 * 1024**2
+    started = time.perf_counter()
+    message = refused(tmp_path, clamd, "data.tar.gz", out.getvalue())
+    assert "holds more files or data than can be checked" in message
+    assert time.perf_counter() - started < 20
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
