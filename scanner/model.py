@@ -72,6 +72,9 @@ class Settings:
     policy: str = "assay-2026.1"
     #: The asset's kind: "binary", or "docker" for a package of container images.
     kind: str = "binary"
+    #: Whether a vulnerability of a dev-only dependency (a lockfile's dev scope: not
+    #: shipped) blocks; by default it is reported and does not.
+    dev_blocks: bool = False
 
 
 @dataclass(frozen=True)

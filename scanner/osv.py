@@ -107,7 +107,8 @@ class OsvDatabase:
             by_package[key].append(component)
         findings = []
         for (eco, name, _, _), found in sorted(by_package.items()):
-            first = min(found, key=lambda c: (c.location, c.name, c.purl))
+            # shipped before dev-only: the finding is about the most serious place it sits
+            first = min(found, key=lambda c: (scope_rank(c.scope), c.location, c.name, c.purl))
             findings.extend(self._match_one(eco, name, first, threshold))
         return findings
 
@@ -130,6 +131,14 @@ class OsvDatabase:
                 hits[record_id] = (record, entries, True)
         for group in _groups([h[0] for h in hits.values()]):
             yield _finding(eco, name, component, [hits[r.id] for r in group], threshold)
+
+
+#: Component scopes from the most to the least shipped.
+SCOPES = ("runtime", "unknown", "optional", "dev")
+
+
+def scope_rank(scope: str) -> int:
+    return SCOPES.index(scope) if scope in SCOPES else 0
 
 
 def _read_source(path: Path):

@@ -6,6 +6,7 @@ fetch (hash) → identify → unpack → catalog → match → virus → verdict
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import queue
@@ -105,6 +106,7 @@ def scan_package(
             vulnerabilities = osv.match(components, settings.threshold)
             # libraries known only by the version string compiled into a binary
             vulnerabilities += native.match(components, settings.threshold)
+            vulnerabilities = dev_only(vulnerabilities, settings.dev_blocks)
             report("match", len(components), len(components))
 
             report("virus", 0, len(unpacked.members))
@@ -328,6 +330,23 @@ class _VirusScan:
         if self.error is not None:
             raise self.error
         return self.outcome
+
+
+#: Starts the summary of a vulnerability in a dev-only dependency.
+DEV_NOTE = "Dev-only dependency (the lockfile's dev scope, not shipped): does not block. "
+
+
+def dev_only(findings: list[Finding], dev_blocks: bool) -> list[Finding]:
+    """Vulnerabilities of dev-only dependencies, reported; blocking only when the policy
+    says so (``dev_blocks``), and then like any other."""
+    if dev_blocks:
+        return findings
+    out = []
+    for f in findings:
+        if f.component is not None and f.component.scope == "dev":
+            f = dataclasses.replace(f, blocking=False, summary=DEV_NOTE + f.summary)
+        out.append(f)
+    return out
 
 
 def verdict(findings) -> str:

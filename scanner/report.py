@@ -332,6 +332,8 @@ def _finding_values(f: Finding, accepted: str, claim: Claim | None = None,
     if f.type == "vulnerability" and f.component is not None:
         c = f.component
         what = f"{c.name} {c.version} ({c.ecosystem})"
+        if c.scope != "runtime":
+            what += f", {c.scope} dependency"
     else:
         what = f.location
     if f.type == "vulnerability":

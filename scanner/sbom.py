@@ -7,7 +7,7 @@ from decimal import Decimal
 from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component as CdxComponent
-from cyclonedx.model.component import ComponentType
+from cyclonedx.model.component import ComponentScope, ComponentType
 from cyclonedx.model.vulnerability import (
     BomTarget,
     Vulnerability,
@@ -75,11 +75,21 @@ def _component(component: Component, ref: str) -> CdxComponent:
         type=ComponentType.LIBRARY,
         bom_ref=ref,
         purl=purl,
+        scope=_SCOPES.get(component.scope),
         properties=[
             Property(name="assay:ecosystem", value=component.ecosystem),
             Property(name="assay:location", value=component.location),
+            Property(name="assay:scope", value=component.scope),
         ],
     )
+
+
+#: CycloneDX's scope of a component: shipped and needed, optional, or not shipped at all.
+_SCOPES = {
+    "runtime": ComponentScope.REQUIRED,
+    "optional": ComponentScope.OPTIONAL,
+    "dev": ComponentScope.EXCLUDED,
+}
 
 
 def _vulnerability(finding: Finding, ref: str | None) -> Vulnerability:
