@@ -42,6 +42,8 @@ def from_env() -> dict:
         "TIMEZONE": os.environ.get("ASSAY_TIMEZONE", "Asia/Shanghai"),
         "COUNTRY": os.environ.get("ASSAY_COUNTRY", "CN"),
         "CVSS_THRESHOLD": float(os.environ.get("ASSAY_CVSS_THRESHOLD", "7.0")),
+        # Whether vulnerabilities of dev-only dependencies block (until an operator sets a policy).
+        "DEV_BLOCKS": os.environ.get("ASSAY_DEV_BLOCKS", "0") == "1",
         "MAX_FORM_UPLOAD": _int("ASSAY_MAX_FORM_UPLOAD", 1024**3),
         "MAX_PACKAGE_SIZE": _int("ASSAY_MAX_PACKAGE_SIZE", 20 * 1024**3),
         "DIRECT_UPLOAD_THRESHOLD": _int("ASSAY_DIRECT_UPLOAD_THRESHOLD", 1024**3),

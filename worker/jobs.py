@@ -28,7 +28,7 @@ from flask import current_app, has_app_context
 from portal import queue, storage
 from portal.extensions import db
 from portal.models import Scan
-from portal.services import assets, false_positives, scans, sla, sweeper, uploads
+from portal.services import assets, false_positives, policy, scans, sla, sweeper, uploads
 
 log = logging.getLogger(__name__)
 _app = None
@@ -158,8 +158,10 @@ def _settings(kind: str = "binary"):
     from scanner.model import Settings
 
     cfg = current_app.config
+    rules = policy.current_policy()  # what an operator set last, else the environment's
     return Settings(osv_paths=tuple(osv_sources(Path(cfg["OSV_DIR"]))),
-                    threshold=float(cfg["CVSS_THRESHOLD"]), clamd=cfg["CLAMD_ADDRESS"] or None,
+                    threshold=rules.threshold, dev_blocks=rules.dev_blocks, policy=rules.label,
+                    clamd=cfg["CLAMD_ADDRESS"] or None,
                     scratch_dir=Path(cfg["SCRATCH_DIR"]), kind=kind,
                     memory_dir=Path(cfg["SCAN_MEMORY_DIR"]) if cfg["SCAN_MEMORY_DIR"] else None)
 
@@ -216,12 +218,12 @@ def unscannable_result(package: Path, name: str, reason: str, osv):
         type="unscanned", location=name, blocking=True, engine="identify",
         summary=f"The package could not be scanned: {reason}",
     )
-    cfg = current_app.config
+    settings = _settings()
     return ScanResult(
         verdict="rejected",
         package=PackageInfo(name=name, size=size, sha256=digest.hexdigest(), format="unknown"),
         components=(), findings=(finding,),
-        scan=ScanInfo(policy=_settings().policy, threshold=float(cfg["CVSS_THRESHOLD"]),
+        scan=ScanInfo(policy=settings.policy, threshold=settings.threshold,
                       engines={"osv": osv.snapshot}, osv_records=osv.records,
                       started=now, finished=now),
     )

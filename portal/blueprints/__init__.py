@@ -8,8 +8,8 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register every blueprint and the error handlers on ``app``."""
     from portal.blueprints import (
-        admin, admin_calendar, appeals, assets, auth, errors, main, rendering, reviews,
-        uploads,
+        admin, admin_calendar, admin_policy, appeals, assets, auth, errors, main, rendering,
+        reviews, uploads,
     )
 
     rendering.init_app(app)
@@ -21,4 +21,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(appeals.bp)
     app.register_blueprint(reviews.bp)
     app.register_blueprint(admin_calendar.bp)
+    app.register_blueprint(admin_policy.bp)
     app.register_blueprint(uploads.bp)

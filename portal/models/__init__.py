@@ -7,6 +7,7 @@ from portal.models.asset import Asset, AssetKind, AssetVersion, VersionStatus
 from portal.models.audit import AuditEvent
 from portal.models.calendar import CalendarDay
 from portal.models.notification import Notification
+from portal.models.policy import PolicyVersion
 from portal.models.product import Product, product_versions
 from portal.models.scan import Scan, ScanComponent, ScanFinding, ScanState
 from portal.models.upload import UploadSession, UploadState
@@ -14,7 +15,7 @@ from portal.models.user import Role, User
 
 __all__ = [
     "AcceptedFalsePositive", "Appeal", "AppealClaim", "AppealDecision", "AppealEvidence",
-    "CalendarDay", "ClaimVerdict", "Notification",
+    "CalendarDay", "ClaimVerdict", "Notification", "PolicyVersion",
     "Asset", "AssetKind", "AssetVersion", "VersionStatus", "AuditEvent", "Product",
     "product_versions", "Scan", "ScanComponent", "ScanFinding", "ScanState", "Role", "User",
     "UploadSession", "UploadState",

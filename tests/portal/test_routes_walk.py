@@ -166,6 +166,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("admin_calendar.set_day", "POST"): Route(OPERATOR, changes=True),
     ("admin_calendar.delete_day", "POST"): Route(OPERATOR, lambda w: {"day_id": _calendar_day()},
                                                  changes=True),
+    ("admin_policy.index", "GET"): Route(OPERATOR),
+    ("admin_policy.save", "POST"): Route(OPERATOR, changes=True),
     ("uploads.register", "GET"): Route(OPERATOR),
     ("uploads.register", "POST"): Route(OPERATOR, changes=True),
 }
