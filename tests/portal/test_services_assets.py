@@ -117,7 +117,7 @@ def test_modify_replaces_the_package_and_resubmits(app, factories):
 def test_modify_is_refused_while_scanning_and_for_published_versions(app, factories):
     seller = factories.user()
     scanning = factories.version(factories.asset(seller), status=VersionStatus.scanning)
-    with pytest.raises(ValidationError, match="Only a draft"):
+    with pytest.raises(ValidationError, match="being scanned"):
         assets.modify_version(seller, scanning.id, stream=io.BytesIO(b""), filename="a.zip")
     approved = factories.version(factories.asset(seller), status=VersionStatus.approved)
     factories.product(seller, [approved], published=True)

@@ -488,9 +488,8 @@ def test_submitting_twice_is_explained(client, auth, factories):
     )
     auth.login_as(seller)
     response = client.post(f"/assets/versions/{version.id}/submit", follow_redirects=True)
-    assert "Only a draft, a rejected or an approved version can be submitted." in response.get_data(
-        as_text=True
-    )
+    assert "This version is being scanned; wait for the verdict before changing it." in (
+        response.get_data(as_text=True))
 
 
 def test_modify_replaces_the_package_and_rescans(client, auth, world):
@@ -522,9 +521,8 @@ def test_modify_is_refused_while_scanning(client, auth, factories):
         data={"package": package_file("pkg-c-clean.tar.gz")},
     )
     assert response.status_code == 422
-    assert "Only a draft, a rejected or an approved version can be submitted." in response.get_data(
-        as_text=True
-    )
+    assert "This version is being scanned; wait for the verdict before changing it." in (
+        response.get_data(as_text=True))
 
 
 def test_modify_form_messages(client, auth, world):
