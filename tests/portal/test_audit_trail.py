@@ -104,6 +104,7 @@ def test_newest_first_in_pages_of_fifty(client, operator):
     assert [r.event.subject_id for r in second.items] == list(range(10, 0, -1))
     html = client.get("/admin/audit?page=2").get_data(as_text=True)
     assert "51–60 of 60" in html and 'href="/admin/audit?page=1"' in html
+    assert "‹ Newer" in html and "Older ›" not in html and "Export all 60 events as CSV" in html
 
 
 def test_filters_by_actor_action_object_days_and_address(client, factories, operator):
