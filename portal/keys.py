@@ -14,7 +14,6 @@ import secrets
 
 from flask import Flask, current_app
 
-from scanner.report import BINDING_LABEL as REPORT_LABEL
 from scanner.report import binding_key
 
 SESSION_LABEL = b"assay/v1/session"

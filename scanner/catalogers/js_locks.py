@@ -283,18 +283,18 @@ def _pnpm_graph(data: dict, packages: dict, snapshots: dict) -> dict[str, str]:
             scope_of[pid] = node_scope
             entry = by_snapshot.get(node, {})
             weaker = "optional" if node_scope == "runtime" else node_scope
-            for field, s in (("dependencies", node_scope), ("optionalDependencies", weaker)):
-                for name, ref in as_dict(entry.get(field)).items():
+            for group, s in (("dependencies", node_scope), ("optionalDependencies", weaker)):
+                for name, ref in as_dict(entry.get(group)).items():
                     t = target(name, ref)
                     if t:
                         stack.append((t, s))
 
-    for field, scope in (
+    for group, scope in (
         ("dependencies", "runtime"), ("optionalDependencies", "optional"),
         ("devDependencies", "dev"),
     ):
         for importer in importers.values():
-            deps = as_dict(as_dict(importer).get(field))
+            deps = as_dict(as_dict(importer).get(group))
             reach([(t, scope) for n, r in deps.items() if (t := target(n, r))])
     return scope_of
 
@@ -365,18 +365,18 @@ def _bun(data: dict, location: str) -> Iterator[Component]:
             entry = as_list(packages.get(key))
             info = as_dict(entry[2]) if len(entry) > 2 else {}
             weaker = "optional" if node_scope == "runtime" else node_scope
-            for field, s in (("dependencies", node_scope), ("optionalDependencies", weaker)):
-                for dep in as_dict(info.get(field)):
+            for group, s in (("dependencies", node_scope), ("optionalDependencies", weaker)):
+                for dep in as_dict(info.get(group)):
                     t = resolve(key, dep)
                     if t:
                         stack.append((t, s))
 
-    for field, scope in (
+    for group, scope in (
         ("dependencies", "runtime"), ("optionalDependencies", "optional"),
         ("peerDependencies", "runtime"), ("devDependencies", "dev"),
     ):
         for workspace in as_dict(data.get("workspaces")).values():
-            deps = as_dict(as_dict(workspace).get(field))
+            deps = as_dict(as_dict(workspace).get(group))
             reach([(t, scope) for d in deps if (t := resolve("", d))])
 
     for key, entry in list(packages.items())[:_ENTRIES_MAX]:

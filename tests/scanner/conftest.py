@@ -1,8 +1,9 @@
-"""Real ClamAV daemons for the scanner tests."""
+"""Real ClamAV daemons for the scanner tests, and the whole scan with the OSV corpus."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +37,30 @@ def clamd_small_limits(tmp_path_factory) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+#: The corpus' OSV records: the vulnerability data every whole-scan test matches against.
+OSV = Path(__file__).parents[1] / "data" / "corpus" / "osv"
+
+
+@pytest.fixture(scope="session")
+def corpus_osv():
+    """The corpus' vulnerability data, loaded once."""
+    from scanner.osv import OsvDatabase
+
+    return OsvDatabase.load([OSV])
+
+
+@pytest.fixture
+def scan_package_at(clamd, corpus_osv, tmp_path) -> Callable:
+    """``run(package, **settings)``: the whole scan of a seller package with the real clamd
+    and the corpus' OSV data (scratch under the test's tmp_path)."""
+    from scanner.model import Settings
+    from scanner.pipeline import scan_package
+
+    def run(package: Path, **settings):
+        options = {"osv_paths": (OSV,), "clamd": clamd.address, "scratch_dir": tmp_path,
+                   **settings}
+        return scan_package(package, Settings(**options), osv=corpus_osv)
+
+    return run

@@ -372,20 +372,6 @@ def test_malformed_js_locks_are_skipped(tmp_path, name, body):
 
 # -- through the whole scan --------------------------------------------------------------
 
-OSV = Path(__file__).parents[1] / "data" / "corpus" / "osv"
-
-
-@pytest.fixture
-def scan_package_at(clamd, tmp_path):
-    from scanner.model import Settings
-    from scanner.osv import OsvDatabase
-    from scanner.pipeline import scan_package
-
-    def run(package: Path):
-        settings = Settings(osv_paths=(OSV,), clamd=clamd.address, scratch_dir=tmp_path)
-        return scan_package(package, settings, osv=OsvDatabase.load([OSV]))
-
-    return run
 
 
 @pytest.mark.parametrize("packer", ["tar.gz", "zip"])

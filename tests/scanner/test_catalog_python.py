@@ -247,21 +247,7 @@ def test_malformed_python_locks_are_skipped(tmp_path, name, body):
 
 # -- through the whole scan --------------------------------------------------------------
 
-OSV = Path(__file__).parents[1] / "data" / "corpus" / "osv"
 PYYAML_5_3 = {"CVE-2020-1747", "CVE-2020-14343"}
-
-
-@pytest.fixture
-def scan_package_at(clamd, tmp_path):
-    from scanner.model import Settings
-    from scanner.osv import OsvDatabase
-    from scanner.pipeline import scan_package
-
-    def run(package: Path):
-        settings = Settings(osv_paths=(OSV,), clamd=clamd.address, scratch_dir=tmp_path)
-        return scan_package(package, settings, osv=OsvDatabase.load([OSV]))
-
-    return run
 
 
 @pytest.mark.parametrize("packer", ["tar.gz", "zip"])

@@ -15,31 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from scanner.model import Settings
 from scanner.nested import bind_content
-from scanner.osv import OsvDatabase
-from scanner.pipeline import scan_package
 
 from . import hostile
 from .formats.conftest import METADATA, METADATA_PATH
 
-OSV = Path(__file__).parents[1] / "data" / "corpus" / "osv"
 # Assay's body signature: any bytes around it still match, so two contents share a signature.
 MARKER = b"ASSAY-MALWARE-TEST-SIGNATURE:3b9f0c1e-not-a-virus"
 
 
-@pytest.fixture(scope="module")
-def osv() -> OsvDatabase:
-    return OsvDatabase.load([OSV])
-
-
 @pytest.fixture
-def scan(clamd, osv, tmp_path):
-    def run(package: Path):
-        settings = Settings(osv_paths=(OSV,), clamd=clamd.address, scratch_dir=tmp_path)
-        return scan_package(package, settings, osv=osv)
-
-    return run
+def scan(scan_package_at):
+    return scan_package_at
 
 
 def encrypted_zip(entries: dict[str, bytes]) -> bytes:

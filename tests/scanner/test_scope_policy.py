@@ -11,21 +11,17 @@ import json
 import tarfile
 from pathlib import Path
 
-import pytest
 from openpyxl import load_workbook
 
-from scanner.model import Settings
-from scanner.osv import OsvDatabase
-from scanner.pipeline import DEV_NOTE, scan_package
+from scanner.pipeline import DEV_NOTE
 from scanner.report import FINDINGS, write_report
 from scanner.sbom import write_sbom
-
-OSV = Path(__file__).parents[1] / "data" / "corpus" / "osv"
 
 
 def lock(dev: bool) -> bytes:
     """package-lock.json v3 as npm 9 writes it, minimist a dev dependency or not."""
-    entry = {"version": "0.0.8", "resolved": "https://registry.npmjs.org/minimist/-/minimist-0.0.8.tgz",
+    entry = {"version": "0.0.8",
+             "resolved": "https://registry.npmjs.org/minimist/-/minimist-0.0.8.tgz",
              "integrity": "sha512-x"}
     if dev:
         entry["dev"] = True
@@ -47,22 +43,16 @@ def package(path: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def osv() -> OsvDatabase:
-    return OsvDatabase.load([OSV])
-
-
 def minimist(result):
     (finding,) = [f for f in result.findings if f.component and f.component.name == "minimist"
                   and "CVE-2021-44906" in (*f.ids, *f.aliases)]
     return finding
 
 
-def test_a_dev_only_vulnerability_is_listed_and_does_not_block(tmp_path, clamd, osv):
+def test_a_dev_only_vulnerability_is_listed_and_does_not_block(tmp_path, scan_package_at):
     pkg = package(tmp_path / "shop.tar.gz", {"shop/package-lock.json": lock(dev=True)})
-    settings = Settings(osv_paths=(OSV,), clamd=clamd.address, scratch_dir=tmp_path)
 
-    result = scan_package(pkg, settings, osv=osv)
+    result = scan_package_at(pkg)
     finding = minimist(result)
     assert finding.component.scope == "dev"
     assert not finding.blocking and finding.summary.startswith(DEV_NOTE)
@@ -78,19 +68,17 @@ def test_a_dev_only_vulnerability_is_listed_and_does_not_block(tmp_path, clamd, 
     assert component["scope"] == "excluded"
 
     # the operator's policy can make them block
-    strict = scan_package(pkg, Settings(osv_paths=(OSV,), clamd=clamd.address,
-                                        scratch_dir=tmp_path, dev_blocks=True), osv=osv)
+    strict = scan_package_at(pkg, dev_blocks=True)
     assert minimist(strict).blocking and strict.verdict == "rejected"
 
 
-def test_the_same_component_shipped_elsewhere_still_blocks(tmp_path, clamd, osv):
+def test_the_same_component_shipped_elsewhere_still_blocks(tmp_path, scan_package_at):
     installed = json.dumps({"name": "minimist", "version": "0.0.8"}).encode()
     pkg = package(tmp_path / "shop.tar.gz", {
         "shop/package-lock.json": lock(dev=True),
         "shop/dist/node_modules/minimist/package.json": installed,
     })  # fmt: skip
-    result = scan_package(pkg, Settings(osv_paths=(OSV,), clamd=clamd.address,
-                                        scratch_dir=tmp_path), osv=osv)
+    result = scan_package_at(pkg)
     finding = minimist(result)
     assert finding.component.scope == "runtime" and finding.blocking
     assert result.verdict == "rejected"
