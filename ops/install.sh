@@ -17,7 +17,7 @@ SCANNER=(
 # Tools the tests use to build real file-system images, firmware and raw-tool baselines.
 TESTING=(
   dosfstools mtools genromfs wimtools device-tree-compiler util-linux gcc clamdscan
-  db5.3-util
+  db5.3-util rpm
 )
 PYTHON=(python3 python3-venv python3-dev build-essential)
 PACKAGES=("${SERVICES[@]}" "${BROWSER[@]}" "${SCANNER[@]}" "${TESTING[@]}" "${PYTHON[@]}")
