@@ -41,7 +41,8 @@ from pathlib import Path
 
 from scanner import formats
 from scanner.model import NEST, Component, Finding
-from scanner.unpack import Member, _mkdir, _text, unscanned
+from scanner.formats import carve
+from scanner.unpack import HEAD_BYTES, Member, _mkdir, _text, unscanned
 from scanner.virus import fingerprint
 
 #: Kinds told by :func:`scanner.identify.sniff` that no back end opens.
@@ -110,12 +111,16 @@ class Nested:
         if copy:
             return iter([Member(path, location, size, depth, False, copy_of=copy)])
         if kind in LEAVES or (kind is not None and kind != "tar"):
+            if carve.wanted(location, kind, None, size):  # a kernel's vmlinux
+                return self._carve(path, location, depth, size, head)
             return None
         fmt = formats.detect(path, head=head, tail=tail, size=size)
         if kind == "tar":
             return self._images(path, location, depth, size) if fmt in IMAGE_FORMATS else None
         if fmt in self.extractable:
             return self._extract(fmt, path, location, depth, size)
+        if carve.wanted(location, kind, fmt, size, head):
+            return self._carve(path, location, depth, size, head)
         return None
 
     # -- limits -----------------------------------------------------------------
@@ -198,6 +203,31 @@ class Nested:
         )
         yield from _problems(location, problems)
         yield from self._walk(box, location + NEST, depth + 1)
+
+    def _carve(
+        self, path: Path, location: str, depth: int, size: int, head: bytes | None
+    ) -> Iterator:
+        """A kernel, dump or blob: a leaf, then the containers carved out of it."""
+        yield Member(path, location, size, depth, False, head=None if head is None else head[:HEAD_BYTES])
+        if self.u.stopped or depth + 2 > self.u.limits.max_depth:
+            return
+        if carve.nesting(location) >= carve.MAX_NESTING:
+            return
+        box = self._box()
+        deadline = time.monotonic() + self._timeout(size)
+
+        def extract(fmt, image, outdir, limits, timeout):
+            return formats.extract(fmt, image, outdir, limits=limits, timeout=timeout)
+
+        for found in carve.carve(path, box, self._limits, deadline, extract):
+            if self.u.stopped:
+                return
+            if found.tree:  # a file system, opened: its files
+                where = location + NEST + found.label
+                yield from _problems(where, found.problems)
+                yield from self._walk(found.path, where + NEST, depth + 2)
+            else:  # a stream or archive, as a member the unpacker opens
+                yield from self._walk(found.path, location + NEST, depth + 1)
 
     def _ota_blocks(
         self, path: Path, location: str, depth: int, size: int, listing, data
