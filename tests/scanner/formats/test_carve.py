@@ -75,7 +75,10 @@ def newc(files: dict[str, bytes]) -> bytes:
 
 def check(result, base: str) -> None:
     viruses = [f.location for f in result.findings if f.type == "virus"]
-    assert viruses == [base + "opt/app/eicar.com"], result.findings
+    where = base + "opt/app/eicar.com"
+    assert where in viruses, result.findings
+    # ClamAV may also see the file through the container holding it (stored uncompressed)
+    assert all(where.startswith(v + NEST) or v == where for v in viruses), viruses
     pyyaml = [f for f in result.findings if f.component and f.component.name == "PyYAML"]
     assert pyyaml and {f.location for f in pyyaml} == {base + METADATA_PATH}, result.findings
     assert not [f for f in result.findings if f.type == "unscanned"], result.findings
@@ -133,9 +136,9 @@ def test_initramfs_in_a_kernel_stand_in_is_found(tmp_path, scan_package_at):
 def test_initramfs_built_into_a_real_kernel_is_found(tmp_path, scan_package_at, fmt):
     result = scan_package_at(pack(tmp_path, fmt, "bzImage", KERNEL.read_bytes()))
     viruses = [f.location for f in result.findings if f.type == "virus"]
-    assert len(viruses) == 1 and viruses[0].startswith(f"pkg.{fmt}{NEST}bzImage{NEST}vmlinux{NEST}@0x")
-    assert viruses[0].endswith(f"{NEST}opt/app/eicar.com"), viruses
-    base = viruses[0][: -len("opt/app/eicar.com")]
+    inside = [v for v in viruses if v.endswith(f"{NEST}opt/app/eicar.com")]
+    assert len(inside) == 1 and inside[0].startswith(f"pkg.{fmt}{NEST}bzImage{NEST}vmlinux{NEST}@0x")
+    base = inside[0][: -len("opt/app/eicar.com")]
     check(result, base)
 
 
