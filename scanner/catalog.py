@@ -15,6 +15,7 @@ until :func:`catalog` reads them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 from scanner.catalogers import (
@@ -34,10 +35,10 @@ from scanner.catalogers import (
     rust,
     swift,
 )
-from scanner.catalogers._common import inner
+from scanner.catalogers._common import OutOfTime, inner, session
 from scanner.catalogers.executable import executable_head
-from scanner.model import NEST, Component
-from scanner.unpack import Member, Unpacked
+from scanner.model import NEST, Component, Finding, Limits
+from scanner.unpack import Member, Unpacked, unscanned
 
 CATALOGERS = (
     python, python_locks, conda, npm, js_locks, java, golang, rust, php, dotnet, swift, cpp,
@@ -84,12 +85,18 @@ class Catalog:
 
     def components(self, members: list[Member]) -> list[Component]:
         """Every component, once the unpack has ended (see :func:`catalog`)."""
-        found = _gather(
-            (c, c.collect_files(members) if c in (golang, rust) else [] if c is native
-             else c.collect(members), self.early.get(c, []))
-            for c in CATALOGERS
-        )
+        found = _gather((c, read(), early) for c, read, early in self.collectors(members))
         return with_copies(found, members)
+
+    def collectors(self, members: list[Member]):
+        """(cataloger, reads its files, what it read on arrival) for each cataloger."""
+        for c in CATALOGERS:
+            if c in (golang, rust):
+                yield c, (lambda c=c: c.collect_files(members)), self.early.get(c, [])
+            elif c is native:
+                yield c, list, self.early.get(c, [])
+            else:
+                yield c, (lambda c=c: c.collect(members)), self.early.get(c, [])
 
 
 @dataclass
@@ -99,12 +106,54 @@ class Cataloged(Unpacked):
     feed: Catalog = field(default_factory=Catalog)
 
 
-def catalog(unpacked: Unpacked) -> list[Component]:
-    """Every component found in the unpacked members, one per (ecosystem, name, version, location)."""
+def catalog(unpacked: Unpacked, limits: Limits | None = None) -> list[Component]:
+    """Every component found in the unpacked members, one per (ecosystem, name, version, location).
+
+    The catalogers run under ``limits.max_catalog_seconds``: those still to run (or
+    running) at the deadline stop. What could not be read — a metadata file too large
+    or malformed, a database over its limits, catalogers stopped by the deadline — is
+    added to ``unpacked.findings`` as ``unscanned`` findings.
+    """
+    limits = limits or Limits()
     members = unpacked.members
     if isinstance(unpacked, Cataloged):
-        return unpacked.feed.components(members)
-    return with_copies(_gather((c, c.collect(members), []) for c in CATALOGERS), members)
+        collectors = list(unpacked.feed.collectors(members))
+    else:
+        collectors = [(c, (lambda c=c: c.collect(members)), []) for c in CATALOGERS]
+    parts = []
+    with session(time.monotonic() + limits.max_catalog_seconds) as current:
+        for i, (cataloger, read, early) in enumerate(collectors):
+            try:
+                if time.monotonic() > current.deadline:
+                    raise OutOfTime()
+                files = list(read())
+            except OutOfTime:
+                stopped = [_name(c) for c, _, _ in collectors[i:]]
+                unpacked.findings.append(
+                    _finding(_package_location(members), "catalog-deadline",
+                             f"cataloging took over {limits.max_catalog_seconds:g} seconds: the"
+                             f" metadata files of {', '.join(stopped)} were not (all) read")
+                )
+                parts.append((cataloger, [], early))
+                parts += [(c, [], e) for c, _, e in collectors[i + 1:]]
+                break
+            parts.append((cataloger, files, early))
+        unpacked.findings.extend(
+            _finding(u.location, u.code, u.reason) for u in current.unread
+        )
+    return with_copies(_gather(parts), members)
+
+
+def _name(cataloger) -> str:
+    return cataloger.__name__.rsplit(".", 1)[-1]
+
+
+def _package_location(members: list[Member]) -> str:
+    return next((m.location for m in members if not m.depth), members[0].location if members else "")
+
+
+def _finding(location: str, code: str, reason: str) -> Finding:
+    return replace(unscanned(location, code, reason), engine="catalog")
 
 
 def with_copies(components: list[Component], members: list[Member]) -> list[Component]:

@@ -49,6 +49,12 @@ class Limits:
     max_scan_file_bytes: int = 2 * 1024**3 - 1
     #: Wall-clock time for unpacking the whole package, external tools included.
     max_unpack_seconds: float = 2 * 3600
+    #: Wall-clock time for reading the package managers' metadata (the catalog stage).
+    max_catalog_seconds: float = 30 * 60
+    #: Address space of an external tool (RLIMIT_AS): past it, its allocations fail.
+    max_tool_memory_bytes: int = 4 * 1024**3
+    #: Bytes of output (stdout and stderr each) kept from an external tool; past it, it is stopped.
+    max_tool_output_bytes: int = 64 * 1024**2
 
 
 #: Where a scan's small files go by default (see ``Settings.memory_dir``).

@@ -15,6 +15,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def scan_package(
                 raise ScanError(refused)
 
             report("catalog", 0, 1)
-            components = nested.with_layers(catalog(unpacked), unpacked.images)
+            _test_stall("catalog")
+            components = nested.with_layers(catalog(unpacked, settings.limits), unpacked.images)
             components = sorted(components, key=_component_key)
             report("catalog", 1, 1)
 
@@ -145,6 +147,17 @@ def scan_package(
     )
     report("verdict", 1, 1)
     return result
+
+
+#: For tests only, off unless set: the stage named in this environment variable blocks
+#: (in C, where Python cannot interrupt it) instead of running, as a stalled reader would.
+TEST_STALL_STAGE = "ASSAY_TEST_STALL_STAGE"
+
+
+def _test_stall(stage: str) -> None:
+    """Block for an hour at ``stage`` when :data:`TEST_STALL_STAGE` names it (tests only)."""
+    if os.environ.get(TEST_STALL_STAGE) == stage:
+        time.sleep(3600)
 
 
 def _memory_scratch(settings: Settings) -> Path | None:

@@ -1,4 +1,4 @@
-"""Operating-system packages: dpkg, apk, rpm (sqlite and Berkeley DB) and opkg databases,
+"""Operating-system packages: dpkg, apk, rpm (sqlite, Berkeley DB, NDB) and opkg databases,
 and the rpm manifest of CBL-Mariner / Azure Linux distroless images.
 
 OSV's distribution advisories (DSA/DLA, Alpine secdb) name *source* packages, so
@@ -16,13 +16,12 @@ release know its back-ported fixes. Without one the bare ecosystem is used.
 from __future__ import annotations
 
 import re
-import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.request import pathname2url
 
-from scanner.catalogers._common import component, each, inner, read_text
+from scanner.catalogers._common import component, each, inner, read_text, sqlite_rows, unread
+from scanner.catalogers.rpm_ndb import is_ndb, ndb_blobs
 from scanner.model import Component
 from scanner.unpack import Member
 
@@ -32,6 +31,8 @@ _APK = "lib/apk/db/installed"
 _RPMDB = ("var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite")
 #: The Berkeley DB hash database of rpm before 4.16 (RHEL/CentOS 7 and 8, Amazon Linux 2)
 _RPM_BDB = ("var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages")
+#: rpm's NDB database (SUSE and openSUSE images)
+_RPM_NDB = ("var/lib/rpm/Packages.db", "usr/lib/sysimage/rpm/Packages.db")
 #: ``rpm -qa`` output that Mariner / Azure Linux distroless images keep instead of a database
 _RPM_MANIFEST = "var/lib/rpmmanifest/container-manifest-2"
 #: OpenWrt's package database (firmware images and their root file systems)
@@ -176,17 +177,25 @@ def rpm_header(blob: bytes) -> dict[int, object]:
 
 
 def rpm_packages(path: Path) -> list[dict[int, object]]:
-    uri = f"file:{pathname2url(str(path))}?mode=ro&immutable=1"
-    connection = sqlite3.connect(uri, uri=True)
-    try:
-        rows = connection.execute("SELECT blob FROM Packages").fetchall()
-    finally:
-        connection.close()
+    """The package headers of an rpmdb.sqlite, read under a deadline and a row and byte
+    cap (a crafted ``Packages`` view can loop for ever): :class:`SqliteLimit` past them."""
+    rows = sqlite_rows(path, "SELECT blob FROM Packages")
     return [rpm_header(bytes(row[0])) for row in rows if row[0] and len(row[0]) <= _HEADER_MAX]
 
 
 def rpmdb(path: Path, location: str) -> list[Component]:
-    if path.name == "Packages":
+    # the file's own name, not ``path``'s: a scan keeps members under names of its own
+    name = location.rsplit("/", 1)[-1]
+    if name == "Packages.db":
+        if not _small(path):
+            unread(location, "catalog-too-large",
+                   f"rpm database over the {_BDB_MAX}-byte limit: its packages were not read")
+        blobs = ndb_blobs(path.read_bytes(), _HEADER_MAX) if _small(path) else []
+        packages = [h for h in map(_header_or_none, blobs) if h]
+    elif name == "Packages":
+        if not _small(path):
+            unread(location, "catalog-too-large",
+                   f"rpm database over the {_BDB_MAX}-byte limit: its packages were not read")
         blobs = berkeley_hash_values(path.read_bytes()) if _small(path) else []
         packages = [h for h in map(_header_or_none, blobs) if h]
     else:
@@ -397,10 +406,22 @@ def collect(members: Iterable[Member]) -> list[Component]:
 
     found = list(each(members, _wanted_dpkg, dpkg))
     found += each(members, _wanted_apk, apk)
-    found += each(members, _wanted_rpm, rpm)
+    found += each(members, _wanted_rpm, rpm, _rpm_format)
     found += each(members, _wanted_manifest, manifest)
     found += each(members, _wanted_opkg, opkg)
     return found
+
+
+def _rpm_format(head: bytes) -> str | None:
+    """The kind of rpm database ``head`` starts, or None (a file that merely shares the name)."""
+    if head.startswith(b"SQLite format 3\0"):
+        return "an rpm database (SQLite)"
+    if len(head) >= 16 and _HASH_MAGIC in struct.unpack_from("<I", head, 12) + struct.unpack_from(
+            ">I", head, 12):
+        return "an rpm database (Berkeley DB)"
+    if is_ndb(head):
+        return "an rpm database (NDB)"
+    return None
 
 
 def _wanted_dpkg(path: str) -> bool:
@@ -420,7 +441,7 @@ def _wanted_apk(path: str) -> bool:
 
 
 def _wanted_rpm(path: str) -> bool:
-    return any(path == s or path.endswith("/" + s) for s in (*_RPMDB, *_RPM_BDB))
+    return any(path == s or path.endswith("/" + s) for s in (*_RPMDB, *_RPM_BDB, *_RPM_NDB))
 
 
 def _wanted_manifest(path: str) -> bool:

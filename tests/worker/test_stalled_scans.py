@@ -1,8 +1,10 @@
 """A package that keeps a scan stage busy without progress is stopped, failed and not retried.
 
-The stall is real: an ``rpmdb.sqlite`` whose ``Packages`` is a view over an endless
-recursive query, which the RPM cataloger reads inside SQLite, where Python cannot
-interrupt it.
+The stall is real: the scanner's test-only switch ``ASSAY_TEST_STALL_STAGE=catalog``
+makes the catalog stage block in C (a long ``time.sleep``), where Python cannot
+interrupt it, as a reader stuck in a C library would. (The crafted database that
+once did this, an ``rpmdb.sqlite`` whose ``Packages`` view never ends, is now read
+under a deadline: tests/scanner/test_catalog_limits.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import io
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -26,6 +27,7 @@ from portal import queue
 from portal.extensions import db
 from portal.models import AuditEvent, Scan, ScanState, VersionStatus
 from portal.services import assets, scans
+from scanner.pipeline import TEST_STALL_STAGE
 from tests.worker.test_jobs import _add, _alive, _kill_horse, _state, _wait_for
 from worker import jobs
 
@@ -33,37 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 STALL_AFTER = 3
 
 
-def endless_rpmdb(path: Path) -> Path:
-    """An rpmdb.sqlite whose Packages view never returns a row and never ends."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path)
-    connection.executescript(
-        "CREATE VIEW Packages AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n)"
-        " SELECT NULL AS blob FROM n WHERE x < 0;")
-    connection.close()
-    return path
-
-
 def stalling_package(tmp_path: Path) -> bytes:
-    """A .tar.gz holding an operating-system tree with the endless rpm database."""
-    db_file = endless_rpmdb(tmp_path / "rpmdb.sqlite")
+    """A .tar.gz holding an operating-system tree (the stall comes from the switch)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(db_file, arcname="rootfs/var/lib/rpm/rpmdb.sqlite")
         info = tarfile.TarInfo("rootfs/etc/os-release")
         text = b'ID="rhel"\nVERSION_ID="9.4"\n'
         info.size = len(text)
         tar.addfile(info, io.BytesIO(text))
     return buffer.getvalue()
-
-
-def test_the_crafted_database_really_loops_the_rpm_reader(tmp_path):
-    path = endless_rpmdb(tmp_path / "rpmdb.sqlite")
-    code = ("import sys; from pathlib import Path; from scanner.catalogers.distro import "
-            "rpm_packages; rpm_packages(Path(sys.argv[1]))")
-    with pytest.raises(subprocess.TimeoutExpired):
-        subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, timeout=5,
-                       capture_output=True)
 
 
 def test_a_stalled_scan_is_stopped_by_the_worker_failed_and_not_retried(
@@ -75,7 +55,8 @@ def test_a_stalled_scan_is_stopped_by_the_worker_failed_and_not_retried(
     scan_id = version.latest_scan.id
     env = {**os.environ, **services_env, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "ASSAY_S3_BUCKET": app.config["S3_BUCKET"], "ASSAY_SCAN_HEARTBEAT": "1",
-           "ASSAY_SCAN_STALL_AFTER": str(STALL_AFTER), "ASSAY_SCAN_RETRY_BACKOFF": "0"}
+           "ASSAY_SCAN_STALL_AFTER": str(STALL_AFTER), "ASSAY_SCAN_RETRY_BACKOFF": "0",
+           TEST_STALL_STAGE: "catalog"}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "worker", "--burst", "--no-scheduler"],
                             cwd=ROOT, env=env, start_new_session=True,
