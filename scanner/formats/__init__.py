@@ -22,8 +22,8 @@ squashfs ext iso9660 udf fat ntfs exfat cramfs hfsplus  7zip (``7zz``); lz4 Squa
 wim, and disk images qcow2 vmdk vhd vhdx vdi mbr gpt    squashfs-tools (``unsquashfs``);
                                                        disks 7-Zip cannot read:
                                                        qemu-utils (``qemu-img``)
-ubi ubifs / jffs2 / yaffs2                             ubi_reader, jefferson (PyPI);
-                                                       unyaffs
+ubi ubifs / jffs2                                     ubi_reader, jefferson (PyPI)
+yaffs2 (every page, spare and byte-order layout)       Python
 oci-image docker-archive                               Python (zstd layers: zstandard)
 romfs cpio ihex srec uimage fit zimage android-sparse   Python
 android-boot android-vendor-boot android-ota-payload
@@ -65,7 +65,7 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, flash, hfs, ota, ota_block, romfs, sevenzip
+    from scanner.formats import firmware, flash, hfs, ota, ota_block, romfs, sevenzip, yaffs2
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
@@ -73,6 +73,7 @@ def _registry() -> dict[str, Extractor]:
     table.update(firmware.EXTRACTORS)
     table.update(romfs.EXTRACTORS)
     table.update(flash.EXTRACTORS)
+    table.update(yaffs2.EXTRACTORS)
     table.update(ota.EXTRACTORS)
     table.update(ota_block.EXTRACTORS)
     table.update(hfs.EXTRACTORS)

@@ -130,7 +130,7 @@ def _detect(path: Path, head: bytes, tail: bytes, size: int) -> str | None:
         fat = _fat_or_mbr(head)
         if fat:
             return fat
-    if _is_yaffs2(head):
+    if _is_yaffs2(head, size):
         return "yaffs2"
     text = _text_kind(head)
     if text:
@@ -187,21 +187,12 @@ def _is_jffs2(head: bytes) -> bool:
     return False
 
 
-def _is_yaffs2(head: bytes) -> bool:
-    # First chunk is an object header (file, symlink, directory, hard link or special)
-    # whose parent is the root (id 1); the spare area after it holds packed tags
-    # saying "object header": chunk id 0, byte count 0xFFFF.
-    if len(head) < 2048 + 16:
-        return False
-    obj_type, parent = struct.unpack_from("<II", head, 0)
-    if obj_type not in (1, 2, 3, 4, 5) or parent != 1:
-        return False
-    for chunk in (2048, 4096, 8192, 16384):
-        if len(head) >= chunk + 16:
-            _seq, _obj, chunk_id, count = struct.unpack_from("<IIII", head, chunk)
-            if chunk_id == 0 and count == 0xFFFF:
-                return True
-    return False
+def _is_yaffs2(head: bytes, size: int) -> bool:
+    # By structure: page 0 is an object header whose parent is the root, in a page and
+    # spare layout that the following pages bear out (scanner.formats.yaffs2.probe).
+    from scanner.formats.yaffs2 import probe
+
+    return probe(head, size) is not None
 
 
 _IHEX_LINE = re.compile(rb":([0-9A-Fa-f]{2})([0-9A-Fa-f]{4})([0-9A-Fa-f]{2})([0-9A-Fa-f]*)\r?$")

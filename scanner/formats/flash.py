@@ -1,9 +1,10 @@
-"""Flash file systems through their extractors: UBI/UBIFS, JFFS2 and YAFFS2.
+"""Flash file systems through their extractors: UBI/UBIFS and JFFS2.
 
 * UBI and UBIFS: ``ubireader_extract_files`` (PyPI ``ubi_reader``); a UBI image
   gives one directory per volume, named after the volume.
 * JFFS2: ``jefferson`` (PyPI).
-* YAFFS2: ``unyaffs`` (Debian).
+
+YAFFS2 is read in-process, in every layout found on flash (:mod:`scanner.formats.yaffs2`).
 
 None of these can list sizes before writing, so each runs with a per-file size
 cap (RLIMIT_FSIZE), a cap on everything it writes (measured while it runs) and
@@ -32,11 +33,8 @@ def _argv(fmt: str, image: str, dest: Path) -> tuple[list[str] | None, str]:
     if fmt in ("ubi", "ubifs"):
         tool = _script("ubireader_extract_files")
         return ([tool, "-o", str(dest), image] if tool else None), "ubi_reader"
-    if fmt == "jffs2":
-        tool = _script("jefferson")
-        return ([tool, "-d", str(dest), image] if tool else None), "jefferson"
-    tool = shutil.which("unyaffs")
-    return ([tool, image, str(dest)] if tool else None), "unyaffs"
+    tool = _script("jefferson")
+    return ([tool, "-d", str(dest), image] if tool else None), "jefferson"
 
 
 def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> list[Problem]:
@@ -49,8 +47,6 @@ def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) 
         return [Problem("", f"{fmt} image could not be opened: {name} is not installed")]
     problems: list[Problem] = []
     try:
-        if fmt == "yaffs2":
-            dest.mkdir()
         res = run_tool(
             argv,
             cwd=stage,
@@ -83,4 +79,4 @@ def _last(text: str) -> str:
     return lines[-1][:300] if lines else "unknown error"
 
 
-EXTRACTORS = {name: extract for name in ("ubi", "ubifs", "jffs2", "yaffs2")}
+EXTRACTORS = {name: extract for name in ("ubi", "ubifs", "jffs2")}

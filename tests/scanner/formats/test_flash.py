@@ -1,9 +1,8 @@
-"""Flash file systems: JFFS2, UBI and UBIFS made with mtd-utils."""
+"""Flash file systems: JFFS2, UBI and UBIFS made with mtd-utils (YAFFS2: test_yaffs2.py)."""
 
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 from pathlib import Path
 
@@ -74,55 +73,5 @@ def test_damaged_ubi(tmp_path):
     assert problems and problems[0].path == "" and "could not be read" in problems[0].reason
 
 
-# --------------------------------------------------------------------------- YAFFS2
-# Debian has no mkyaffs2image: the image is written here, 2 KiB chunks with 64-byte
-# spare areas holding packed tags, as NAND dumps of Android and router flash are.
-CHUNK, SPARE = 2048, 64
-FILE, SYMLINK, DIRECTORY, SPECIAL = 1, 2, 3, 5
-
-
-def _chunk(data: bytes, obj_id: int, chunk_id: int, count: int) -> bytes:
-    tags = struct.pack("<IIII", 0x1000, obj_id, chunk_id, count)
-    return data.ljust(CHUNK, b"\xff") + tags.ljust(SPARE, b"\xff")
-
-
-def _header(kind: int, parent: int, name: str, mode: int, size: int = 0, alias: str = "") -> bytes:
-    head = struct.pack("<IIH", kind, parent, 0xFFFF) + name.encode().ljust(256, b"\0") + b"\xff\xff"
-    head += struct.pack("<6Iii", mode, 0, 0, 0, 0, 0, size, 0) + alias.encode().ljust(160, b"\0")
-    return head + struct.pack("<I", 0x0103 if kind == SPECIAL else 0)
-
-
-def yaffs2(tmp_path: Path) -> Path:
-    root = tree(tmp_path)
-    ids = {root: 1}
-    out = b""
-    for dirpath, dirnames, filenames in os.walk(root):
-        parent = ids[Path(dirpath)]
-        for name in sorted(dirnames) + sorted(filenames):
-            path = Path(dirpath) / name
-            obj = ids[path] = len(ids) + 256
-            if path.is_symlink():
-                out += _chunk(_header(SYMLINK, parent, name, 0o120777, alias=os.readlink(path)), obj, 0, 0xFFFF)
-            elif path.is_dir():
-                out += _chunk(_header(DIRECTORY, parent, name, 0o40755), obj, 0, 0xFFFF)
-            else:
-                data = path.read_bytes()
-                out += _chunk(_header(FILE, parent, name, 0o100644, len(data)), obj, 0, 0xFFFF)
-                for i in range(0, len(data), CHUNK):
-                    out += _chunk(data[i : i + CHUNK], obj, i // CHUNK + 1, len(data[i : i + CHUNK]))
-    out += _chunk(_header(SPECIAL, 1, "console", 0o20600), len(ids) + 256, 0, 0xFFFF)
-    img = tmp_path / "fs.yaffs2"
-    img.write_bytes(out)
-    return img
-
-
-@needs("unyaffs")
-def test_yaffs2(tmp_path):
-    img = yaffs2(tmp_path)
-    assert detect(img) == "yaffs2"
-    out = tmp_path / "out"
-    out.mkdir()
-    assert extract("yaffs2", img, out, limits=Limits()) == []
-    assert_sample(out)
-    only_plain(out)
-    assert not (out / "console").exists()
+# YAFFS2 (tests/scanner/formats/test_yaffs2.py): the builder the whole-scan tests use.
+from .test_yaffs2 import yaffs2  # noqa: F401
