@@ -105,8 +105,15 @@ def collect(members: Iterable[Member]) -> list[Component]:
     # An npm tarball (npm pack) keeps its package under "package/".
     tarballs = [m for m in members if NEST in m.location and m.depth > 1]
     found += each(tarballs, lambda p: p == "package/package.json", _installed)
-    found += each(members, lambda p: p.rsplit("/", 1)[-1] in _LOCKS, _lock)
+    found += each(members, lambda p: p.rsplit("/", 1)[-1] in _LOCKS, _lock, _lock_format)
     return found
+
+
+def _lock_format(head: bytes) -> str | None:
+    """"an npm lockfile" when ``head`` is the start of one (npm writes ``lockfileVersion``
+    among its first keys); None for a file that merely shares the name."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "an npm lockfile" if start.startswith(b"{") and b'"lockfileVersion"' in head else None
 
 
 def keeps(path: str) -> bool:
