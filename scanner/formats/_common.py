@@ -10,7 +10,7 @@ set-id and sticky bits never survive.
 from __future__ import annotations
 
 import os
-import resource
+import selectors
 import shutil
 import signal
 import stat
@@ -77,14 +77,15 @@ class Budget:
 
 @dataclass(frozen=True)
 class ToolResult:
-    returncode: int | None  # None: killed (timeout or output over its cap)
+    returncode: int | None  # None: killed (timeout, or output or files over their cap)
     stdout: str
     stderr: str
     over_cap: bool = False  # killed because what it wrote passed ``watch``'s cap
+    over_output: bool = False  # killed because it printed more than its output cap
 
     @property
     def timed_out(self) -> bool:
-        return self.returncode is None and not self.over_cap
+        return self.returncode is None and not self.over_cap and not self.over_output
 
 
 def tree_size(root: Path) -> int:
@@ -109,6 +110,10 @@ def tree_size(root: Path) -> int:
     return total
 
 
+#: The launcher that sets a tool's resource limits before it starts (util-linux).
+PRLIMIT = "prlimit"
+
+
 def run_tool(
     argv: list[str],
     *,
@@ -118,59 +123,118 @@ def run_tool(
     stdin_path: Path | None = None,
     watch: tuple[Path, int] | None = None,
     env: dict[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> ToolResult:
     """Run an external tool in its own process group with a wall-clock timeout.
 
-    On timeout the whole group is killed. ``max_file_bytes`` caps any single file
-    the tool writes (RLIMIT_FSIZE), and ``watch=(directory, cap)`` kills the tool
-    once the files under ``directory`` pass ``cap`` bytes, so a lying header
-    cannot fill the disk. ``env`` adds to the environment the tool inherits.
+    On timeout the whole group is killed. The tool starts under ``prlimit``, which
+    sets its limits before it runs (no code runs between fork and exec in this
+    threaded process): its address space (RLIMIT_AS, ``limits.max_tool_memory_bytes``:
+    past it, its allocations fail) and, with ``max_file_bytes``, any single file it
+    writes (RLIMIT_FSIZE). Each of stdout and stderr is kept up to
+    ``limits.max_tool_output_bytes``; a tool printing more is stopped (``over_output``).
+    ``watch=(directory, cap)`` kills the tool once the files under ``directory`` pass
+    ``cap`` bytes, so a lying header cannot fill the disk. ``env`` adds to the
+    environment the tool inherits.
     """
-
-    def limit() -> None:  # runs in the child, before exec
-        if max_file_bytes is not None:
-            cap = max(1, max_file_bytes + 1)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-
+    limits = limits or Limits()
+    launcher = shutil.which(PRLIMIT)
+    if launcher is None:
+        return ToolResult(127, "", f"{argv[0]}: not run: {PRLIMIT} (util-linux) is missing")
+    memory = limits.max_tool_memory_bytes
+    bounds = [f"--as={memory}:{memory}"]
+    if max_file_bytes is not None:
+        cap = max(1, max_file_bytes + 1)
+        bounds.append(f"--fsize={cap}:{cap}")
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
+        # restore_signals (the default) gives the tool SIGXFSZ's default action back
         proc = subprocess.Popen(
-            argv,
+            [launcher, *bounds, "--", *argv],
             cwd=cwd,
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=limit,
             env={**os.environ, "LC_ALL": "C.UTF-8", **(env or {})},
         )
     except OSError as exc:
         if stdin_path:
             stdin.close()
         return ToolResult(127, "", f"{argv[0]}: {exc.strerror or exc}")
-    deadline = time.monotonic() + timeout
-    over = False
     try:
-        while True:
-            step = deadline - time.monotonic()
-            if watch is not None:
-                step = min(step, WATCH_INTERVAL)
-            try:
-                out, err = proc.communicate(timeout=max(0.01, step))
-                code: int | None = proc.returncode
-                break
-            except subprocess.TimeoutExpired:
-                over = watch is not None and tree_size(watch[0]) > watch[1]
-                if over or time.monotonic() >= deadline:
-                    _kill_group(proc)
-                    out, err = proc.communicate()
-                    code = None
-                    break
+        code, out, err, over, loud = _wait(proc, time.monotonic() + timeout, watch,
+                                           limits.max_tool_output_bytes)
     finally:
         if stdin_path:
             stdin.close()
-    return ToolResult(code, _text(out), _text(err), over)
+    stderr = _text(err)
+    if loud:
+        stderr += f"\n{argv[0]}: stopped: output over the {limits.max_tool_output_bytes}-byte limit"
+    elif code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        stderr += (f"\n{argv[0]}: ended by {name} (memory limit {memory} bytes,"
+                   f" file size limit {max_file_bytes if max_file_bytes is not None else 'none'})")
+    elif code == 127 and not out and "prlimit: failed to execute" in stderr:
+        stderr = f"{argv[0]}: not found"
+    return ToolResult(code, _text(out), stderr, over, loud)
+
+
+def _wait(proc: subprocess.Popen, deadline: float, watch: tuple[Path, int] | None,
+          max_output: int) -> tuple[int | None, bytes, bytes, bool, bool]:
+    """Read the tool's output until it ends, is out of time, writes past ``watch``'s cap
+    or prints past ``max_output``: (return code or None when killed, stdout, stderr,
+    over the watch cap, over the output cap)."""
+    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    open_pipes = {proc.stdout, proc.stderr}
+    over = loud = False
+    next_watch = time.monotonic() + WATCH_INTERVAL
+    with selectors.DefaultSelector() as selector:
+        for pipe in open_pipes:
+            selector.register(pipe, selectors.EVENT_READ)
+        while open_pipes:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            step = deadline - now
+            if watch is not None:
+                step = min(step, max(0.0, next_watch - now))
+            for key, _ in selector.select(timeout=max(0.01, step)):
+                chunk = os.read(key.fileobj.fileno(), CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    open_pipes.discard(key.fileobj)
+                    continue
+                kept = buffers[key.fileobj]
+                room = max(0, max_output - len(kept))
+                kept += chunk[:room]
+                loud = loud or len(chunk) > room
+            if loud:
+                break
+            if watch is not None and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + WATCH_INTERVAL
+                if tree_size(watch[0]) > watch[1]:
+                    over = True
+                    break
+    if open_pipes or loud or over:
+        # out of time, or over a cap: the whole group goes
+        try:
+            code = proc.wait(timeout=0) if not (loud or over) else None
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            _kill_group(proc)
+    else:
+        # both pipes closed: the tool has ended (or closed them); wait for it to exit
+        try:
+            code = proc.wait(timeout=max(0.01, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            code = None
+            _kill_group(proc)
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    return code, bytes(buffers[proc.stdout]), bytes(buffers[proc.stderr]), over, loud
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
