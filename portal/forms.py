@@ -155,6 +155,18 @@ class AssetForm(FlaskForm):
     submit_review = SubmitField("Submit for review")
 
 
+class VersionForm(FlaskForm):
+    """Add a version to an existing asset: its label and package."""
+
+    version = StringField("Version", validators=[DataRequired(), Length(max=64)])
+    package = FileField(
+        "Package file",
+        validators=[FileRequired("Choose a package file."), package_file],
+    )
+    save_draft = SubmitField("Save as draft")
+    submit_review = SubmitField("Submit for review")
+
+
 class ModifyForm(FlaskForm):
     """Modify: a new package for an existing version, submitted again."""
 

@@ -17,7 +17,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render, wants_fragment
-from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm
+from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm, VersionForm
 from portal.services import access, assets, false_positives, scans
 from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 
@@ -105,6 +105,28 @@ def delete(asset_id: int):
         return redirect(url_for("assets.index"))
     asset = access.get_asset(current_user, asset_id)
     return render_template("assets/delete.html", asset=asset, form=form)
+
+
+@bp.route("/<int:asset_id>/versions/new", methods=["GET", "POST"])
+def new_version(asset_id: int):
+    """Add a version to an asset: label and package; saved as draft or submitted."""
+    form = VersionForm()
+    asset = access.changeable_asset(current_user, asset_id)
+    if form.validate_on_submit():
+        package = form.package.data
+        try:
+            version = assets.add_version(
+                current_user, asset_id, version_label=form.version.data, stream=package.stream,
+                filename=package.filename, submit=bool(form.submit_review.data),
+                address=request.remote_addr)
+        except ValidationError as error:
+            attach_error(form, error)
+        else:
+            flash(f"Version {version.label} " + ("submitted for review: the scan is queued."
+                  if form.submit_review.data else "saved as a draft."), "success")
+            return redirect(url_for("assets.detail", asset_id=asset_id))
+    return render_template("assets/new_version.html", form=form, asset=asset), (
+        422 if form.errors else 200)
 
 
 @bp.route("/versions/<int:version_id>/modify", methods=["GET", "POST"])

@@ -20,7 +20,8 @@ class UploadState(str, enum.Enum):
 class UploadSession(db.Model):
     """A package going from the browser straight to storage in parts (S3 multipart).
 
-    Either ``version_id`` is set (Modify: a new package for that version) or the
+    Either ``version_id`` is set (Modify: a new package for that version), or
+    ``asset_id`` (a new version of that asset, created when the upload completes), or the
     ``asset_*`` fields hold the Add Asset form, whose asset is created when the
     upload completes. ``key`` is built by the portal from ids and a random token.
     """
@@ -31,6 +32,9 @@ class UploadSession(db.Model):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     version_id: Mapped[int | None] = mapped_column(
         ForeignKey("asset_versions.id", ondelete="CASCADE"), index=True)
+    #: Set for a new version of an existing asset (``version_label`` and ``submit`` with it).
+    asset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assets.id", ondelete="CASCADE"), index=True)
     asset_name: Mapped[str | None] = mapped_column(String(128))
     asset_kind: Mapped[AssetKind | None] = mapped_column(
         Enum(AssetKind, native_enum=False, length=16))

@@ -42,6 +42,15 @@ def changeable_version(actor: User, version_id: int) -> AssetVersion:
     return version
 
 
+def changeable_asset(actor: User, asset_id: int) -> Asset:
+    """An asset the actor may add versions to: only its owner (staff who may see it get
+    Forbidden, everyone else NotFound)."""
+    asset = get_asset(actor, asset_id)
+    if asset.owner_id != actor.id:
+        raise Forbidden("Only the owner can add versions to this asset.")
+    return asset
+
+
 def own_version(actor: User | None, version_id: int) -> AssetVersion:
     """A version of the actor's own asset; NotFound for anyone else, staff included (pages
     only the owner has, such as the appeal page)."""

@@ -113,6 +113,73 @@ def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: 
     return attach_to_version(actor, version_id, package, address=address)
 
 
+def add_version(actor: User, asset_id: int, *, version_label: str, stream: BinaryIO,
+                filename: str, submit: bool, address: str | None = None) -> AssetVersion:
+    """Add a version to one of the actor's assets, with its package; draft or submitted.
+
+    Labels are unique within an asset. If storing the package fails, the version goes too.
+    """
+    asset, label = check_new_version(actor, asset_id, version_label, filename)
+    version = _reserve_version(asset, label)
+    try:
+        package = _store_package(asset.owner_id, asset.id, version.id, stream, filename)
+    except BaseException:
+        db.session.rollback()
+        db.session.delete(db.session.get(AssetVersion, version.id))
+        db.session.commit()
+        raise
+    return _new_version(actor, version, package, submit, address)
+
+
+def check_new_version(actor: User, asset_id: int, version_label: str | None,
+                      filename: str) -> tuple[Asset, str]:
+    """The actor's asset and the cleaned label, if a version so labelled may be added."""
+    asset = access.changeable_asset(actor, asset_id)
+    label = check_label(version_label)
+    check_package_name(filename)
+    if any(v.label == label for v in asset.versions):
+        raise ValidationError(f"{asset.name} already has a version {label}; choose another "
+                              "label, or Modify that version.", "version")
+    return asset, label
+
+
+def attach_new_version(actor: User, asset_id: int, package: Package, *, version_label: str,
+                       submit: bool, address: str | None = None) -> AssetVersion:
+    """Add a version whose package is already stored (a direct upload); draft or submitted."""
+    asset, label = check_new_version(actor, asset_id, version_label, package.name)
+    version = _reserve_version(asset, label)
+    return _new_version(actor, version, package, submit, address)
+
+
+def _reserve_version(asset: Asset, label: str) -> AssetVersion:
+    """Commit the version row first (its id names the package's key), in a short transaction."""
+    version = AssetVersion(asset=asset, label=label, status=VersionStatus.draft)
+    db.session.add(version)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ValidationError(f"{asset.name} already has a version {label}; choose another "
+                              "label.", "version") from None
+    return version
+
+
+def _new_version(actor: User, version: AssetVersion, package: Package, submit: bool,
+                 address: str | None) -> AssetVersion:
+    _attach(version, package)
+    record_event(actor, "version.create", version,
+                 after={"asset": version.asset_id, "label": version.label,
+                        "package": package.key}, address=address)
+    scan = _submit(version, actor, address) if submit else None
+    try:
+        _commit_or_remove(package.key)
+    except BaseException:
+        db.session.delete(db.session.get(AssetVersion, version.id))
+        db.session.commit()
+        raise
+    return _dispatched(version, scan)
+
+
 # --- packages already in storage (direct uploads, registered objects) --------------
 
 def check_new_asset(owner: User, *, name: str, kind: str, description: str,

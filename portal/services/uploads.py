@@ -57,8 +57,9 @@ def start_upload(actor: User, *, context: dict, filename: str, size,
                  address: str | None = None) -> UploadSession:
     """Check what can be checked before any byte is sent and open a multipart upload.
 
-    ``context`` is either ``{"version_id": id}`` (Modify) or the Add Asset fields
-    ``name``, ``kind``, ``description``, ``version_label`` and ``submit``.
+    ``context`` is ``{"version_id": id}`` (Modify), ``{"asset_id": id, "version_label":
+    ..., "submit": ...}`` (a new version) or the Add Asset fields ``name``, ``kind``,
+    ``description``, ``version_label`` and ``submit``.
     """
     size = _check_size(size)
     _check_room(actor, size)
@@ -69,6 +70,12 @@ def start_upload(actor: User, *, context: dict, filename: str, size,
         version = assets.check_modifiable(actor, _int(context["version_id"]), filename)
         session.version_id = version.id
         session.key = storage.package_key(actor.id, version.asset_id, version.id, token)
+    elif context.get("asset_id") is not None:
+        asset, label = assets.check_new_version(actor, _int(context["asset_id"]),
+                                                context.get("version_label"), filename)
+        session.asset_id, session.version_label = asset.id, label
+        session.submit = bool(context.get("submit"))
+        session.key = storage.package_upload_key(actor.id, token)
     else:
         fields = assets.check_new_asset(
             actor, name=context.get("name"), kind=context.get("kind"),
@@ -346,6 +353,10 @@ def _record(actor: User, session: UploadSession, address: str | None) -> AssetVe
     package = assets.Package(session.key, session.filename, session.size, None)
     if session.version_id is not None:
         return assets.attach_to_version(actor, session.version_id, package, address=address)
+    if session.asset_id is not None:
+        return assets.attach_new_version(actor, session.asset_id, package,
+                                         version_label=session.version_label,
+                                         submit=session.submit, address=address)
     return assets.attach_new_asset(
         actor, package, name=session.asset_name, kind=session.asset_kind.value,
         description=session.asset_description or "", version_label=session.version_label,

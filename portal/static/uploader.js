@@ -127,6 +127,12 @@
       data.version_id = Number(versionId);
       return data;
     }
+    var assetId = this.form.dataset.assetId;  // a new version of this asset
+    if (assetId) {
+      data.asset_id = Number(assetId);
+      data.version_label = this.form.elements.namedItem("version").value;
+      return data;
+    }
     var value = function (name) {
       var input = this.form.elements.namedItem(name);
       if (input && input.length !== undefined && !input.tagName) {  // a radio group

@@ -119,6 +119,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("assets.detail", "GET"): Route(SELLER, _asset),
     ("assets.delete", "GET"): Route(SELLER, _asset),
     ("assets.delete", "POST"): Route(SELLER, _asset, changes=True),
+    ("assets.new_version", "GET"): Route(SELLER, _asset),
+    ("assets.new_version", "POST"): Route(SELLER, _asset, changes=True),
     ("assets.modify", "GET"): Route(SELLER, _version),
     ("assets.modify", "POST"): Route(SELLER, _version, changes=True),
     ("assets.report", "GET"): Route(SELLER, _version),
