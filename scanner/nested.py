@@ -219,7 +219,12 @@ class Nested:
         def extract(fmt, image, outdir, limits, timeout):
             return formats.extract(fmt, image, outdir, limits=limits, timeout=timeout)
 
-        for found in carve.carve(path, box, self._limits, deadline, extract):
+        def limits():  # what is left, inflated bytes included: a stream costs work too
+            lim = self._limits()
+            work = max(0, int(self.u.limits.max_inflated_bytes - self.u.inflated))
+            return dataclasses.replace(lim, max_total_bytes=min(lim.max_total_bytes, work))
+
+        for found in carve.carve(path, box, limits, deadline, extract):
             if self.u.stopped:
                 return
             if found.tree:  # a file system, opened: its files
@@ -227,6 +232,7 @@ class Nested:
                 yield from _problems(where, found.problems)
                 yield from self._walk(found.path, where + NEST, depth + 2)
             else:  # a stream or archive, as a member the unpacker opens
+                yield from _problems(location + NEST + found.label, found.problems)
                 yield from self._walk(found.path, location + NEST, depth + 1)
 
     def _ota_blocks(

@@ -64,6 +64,8 @@ MAX_CARVED = 64
 MAX_NESTING = 3
 #: The mark of a carved container in a location.
 MARK = "@0x"
+#: A stream that decompresses to more than this before a limit stops it is not chance.
+BELIEVED = 1024 * 1024
 #: cpio entries a candidate may have before it is no longer believed.
 MAX_CPIO_ENTRIES = 200_000
 
@@ -130,7 +132,8 @@ def carve(
     """Each container found in ``path`` and validated, in offset order.
 
     ``box`` is an empty directory for the results; ``limits`` gives the limits left
-    at each moment; ``extract`` is :func:`scanner.formats.extract` (format, file,
+    at each moment (``max_total_bytes`` also bounds what one stream may inflate to);
+    ``extract`` is :func:`scanner.formats.extract` (format, file,
     outdir, limits, timeout), for the containers opened by a back end.
     """
     with open(path, "rb") as fh:
@@ -351,14 +354,21 @@ def _stream(mm, offset: int, size: int, ext: str, box: Path, lim: Limits, deadli
             if dec.eof and written <= cap:
                 pos -= len(dec.unused_data)
                 ok = True
-            out.truncate(written)
+            out.truncate(min(written, cap))
     except Exception:  # noqa: BLE001 - zlib, lzma, bz2, zstandard errors: a stream that fails is not one
         ok = False
+    problems = []
+    if not ok and written > BELIEVED and (written > cap or time.monotonic() > deadline):
+        # Too long a stream to be chance: what came out is examined, the rest is a finding.
+        why = f"more than {cap} bytes" if written > cap else "more than the time allowed"
+        problems.append(Problem("", f"{ext} stream at offset 0x{offset:x} decompresses to {why}:"
+                                    " only its start was examined"))
+        ok, pos = True, size
     if not ok or not written:
         shutil.rmtree(slot, ignore_errors=True)
         return None
     os.chmod(dst, 0o644)
-    return Carved(offset, label, slot, False), pos
+    return Carved(offset, label, slot, False, problems), pos
 
 
 def _pieces(dec, chunk: bytes, ext: str) -> Iterator[bytes]:

@@ -188,3 +188,17 @@ def test_honest_binaries_are_not_carved_and_give_no_unscanned(tmp_path, scan_pac
     shutil.rmtree(tmp_path / "scratch")
     result = scan_package_at(package)
     assert not [f for f in result.findings if f.type == "unscanned"], result.findings
+
+
+def test_a_stream_over_the_limits_is_examined_in_part_and_said(tmp_path):
+    """A carved stream far too long to be chance is opened up to the limit, and that is a finding."""
+    import gzip
+
+    stream = gzip.compress(b"0123456789abcdef" * 0x100000, mtime=0)  # 16 MiB of data
+    package = pack(tmp_path, "zip", "fw.bin", noise(0x20000, seed=8) + stream)
+    limits = Limits(max_total_bytes=4 * 1024 * 1024)
+    result = unpack(package, tmp_path / "scratch", limits, name="pkg.zip")
+    where = f"pkg.zip{NEST}fw.bin{NEST}@0x20000.gz"
+    assert [(f.type, f.location) for f in result.findings] == [("unscanned", where)]
+    assert "only its start was examined" in result.findings[0].summary
+    assert where in [m.location for m in result.members]
