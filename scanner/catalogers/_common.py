@@ -274,6 +274,16 @@ def each(
                     current.current = None
 
 
+def guarded(
+    member: Member,
+    parse: Callable[[Member], Iterable[Component]],
+    recognised: Callable[[bytes], str | None] | None = None,
+) -> list[Component]:
+    """:func:`each` for one file a cataloger picked itself: its components, or none
+    (and a finding as :func:`each` would make) when it is too large or malformed."""
+    return list(each([member], lambda _path: True, parse, recognised))
+
+
 def _why(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]

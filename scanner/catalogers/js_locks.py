@@ -30,6 +30,7 @@ from scanner.catalogers._common import (
     PARSE_ERRORS,
     as_dict,
     as_list,
+    guarded,
     inner,
     leaf,
     looks_like_version,
@@ -416,11 +417,18 @@ def collect(members: Iterable[Member]) -> list[Component]:
     found: list[Component] = []
     for member in members:
         if leaf(inner(member.location)) in _LOCKS:
-            try:
-                found += _parse(member, manifests)
-            except PARSE_ERRORS:
-                continue
+            found += guarded(member, lambda m: _parse(m, manifests), _lock_format)
     return found
+
+
+def _lock_format(head: bytes) -> str | None:
+    """The lockfile ``head`` starts, by its header; None for a file that merely shares a name."""
+    if b"# yarn lockfile v1" in head or head.lstrip().startswith(b"__metadata:") or (
+            b"\n__metadata:" in head):
+        return "a yarn.lock"
+    if re.match(rb"\s*['\"]?lockfileVersion['\"]?\s*:", head):
+        return "a pnpm lockfile"
+    return None
 
 
 def keeps(path: str) -> bool:
