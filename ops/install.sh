@@ -12,12 +12,12 @@ BROWSER=(chromium)
 SCANNER=(
   libarchive-tools 7zip yara file unzip cpio xz-utils zstd lz4 lzop
   squashfs-tools mtd-utils e2fsprogs genisoimage qemu-utils
-  android-sdk-libsparse-utils u-boot-tools srecord binutils unyaffs hfsutils
+  android-sdk-libsparse-utils u-boot-tools srecord binutils hfsutils erofs-utils
 )
 # Tools the tests use to build real file-system images, firmware and raw-tool baselines.
 TESTING=(
   dosfstools mtools genromfs wimtools device-tree-compiler util-linux gcc clamdscan
-  db5.3-util rpm
+  db5.3-util rpm unyaffs
 )
 PYTHON=(python3 python3-venv python3-dev build-essential)
 PACKAGES=("${SERVICES[@]}" "${BROWSER[@]}" "${SCANNER[@]}" "${TESTING[@]}" "${PYTHON[@]}")

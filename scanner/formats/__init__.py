@@ -24,6 +24,7 @@ wim, and disk images qcow2 vmdk vhd vhdx vdi mbr gpt    squashfs-tools (``unsqua
                                                        qemu-utils (``qemu-img``)
 ubi ubifs / jffs2                                     ubi_reader, jefferson (PyPI)
 yaffs2 (every page, spare and byte-order layout)       Python
+erofs                                                  erofs-utils (``fsck.erofs``)
 oci-image docker-archive                               Python (zstd layers: zstandard)
 romfs cpio ihex srec uimage fit zimage android-sparse   Python
 android-boot android-vendor-boot android-ota-payload
@@ -65,7 +66,7 @@ def _oci(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) -> 
 
 
 def _registry() -> dict[str, Extractor]:
-    from scanner.formats import firmware, flash, hfs, ota, ota_block, romfs, sevenzip, yaffs2
+    from scanner.formats import erofs, firmware, flash, hfs, ota, ota_block, romfs, sevenzip, yaffs2
 
     table: dict[str, Extractor] = {"oci-image": _oci, "docker-archive": _oci}
     for name in sevenzip.FORMATS:
@@ -74,6 +75,7 @@ def _registry() -> dict[str, Extractor]:
     table.update(romfs.EXTRACTORS)
     table.update(flash.EXTRACTORS)
     table.update(yaffs2.EXTRACTORS)
+    table.update(erofs.EXTRACTORS)
     table.update(ota.EXTRACTORS)
     table.update(ota_block.EXTRACTORS)
     table.update(hfs.EXTRACTORS)

@@ -88,6 +88,7 @@ _SIMPLE: list[tuple[int, bytes, str]] = [
     (512, b"EFI PART", "gpt"),
     (4096, b"EFI PART", "gpt"),
     (1024, b"H+\x00\x04", "hfsplus"),
+    (1024, b"\xe2\xe1\xf5\xe0", "erofs"),  # EROFS superblock magic 0xE0F5E1E2
     (1024, b"HX\x00\x05", "hfsplus"),
 ]
 
