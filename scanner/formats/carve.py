@@ -1,6 +1,7 @@
 """Carving: containers found at any offset inside a file that is opened but not understood.
 
-A decompressed kernel (``vmlinux``, an arm64 ``Image``), a raw flash dump or a
+A decompressed kernel (``vmlinux``, an arm64 ``Image``, an Android boot
+image's ``kernel``), a raw flash dump or a
 firmware blob (an unidentified ``.bin``, ``.img``, ``.rom``... of at least
 :data:`MIN_SIZE` bytes) may hold a file system, an archive or a compressed stream
 anywhere: an initramfs built into the kernel, a SquashFS after a boot loader.
@@ -70,7 +71,7 @@ BELIEVED = 1024 * 1024
 MAX_CPIO_ENTRIES = 200_000
 
 _NAMES = re.compile(
-    r"(?i)(\.(bin|img|rom|fw|dump|raw|flash|nand|nor|dd|trx|chk|ubi|dat)$|^vmlinu[xz](\..*)?$)"
+    r"(?i)(\.(bin|img|rom|fw|dump|raw|flash|nand|nor|dd|trx|chk|ubi|dat)$|^vmlinu[xz](\..*)?$|^kernel$)"
 )
 _CARVED = re.compile(r"^@0x[0-9a-f]+\.")
 

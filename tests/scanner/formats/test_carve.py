@@ -120,15 +120,22 @@ def zimage(vmlinux: bytes) -> bytes:
     return setup + gzip.compress(vmlinux, mtime=0)
 
 
-def test_initramfs_in_a_kernel_stand_in_is_found(tmp_path, scan_package_at):
-    """A vmlinux-like ELF with an xz-compressed newc initramfs inside, in a zImage."""
+@pytest.mark.parametrize("compression", ["xz", "gz", "cpio"])
+def test_initramfs_in_a_kernel_stand_in_is_found(tmp_path, scan_package_at, compression):
+    """A vmlinux-like ELF with a newc initramfs inside (xz, gzip or not compressed), in a zImage."""
+    import gzip
+
     cpio = newc({"opt/app/eicar.com": EICAR, METADATA_PATH: b"Metadata-Version: 2.1\nName: PyYAML\nVersion: 5.3\n"})
-    ramfs = lzma.compress(cpio, check=lzma.CHECK_CRC32)
-    offset = 0x31234
+    ramfs = {
+        "xz": lambda: lzma.compress(cpio, check=lzma.CHECK_CRC32),
+        "gz": lambda: gzip.compress(cpio, mtime=0),
+        "cpio": lambda: cpio,
+    }[compression]()
+    offset = 0x31234 if compression != "cpio" else 0x31200  # the kernel aligns a plain cpio
     text = b"\x7fELF\x02\x01\x01" + noise(offset - 7, seed=3)
     vmlinux = text + ramfs + noise(0x20000, seed=4)
     result = scan_package_at(pack(tmp_path, "zip", "bzImage", zimage(vmlinux)))
-    check(result, f"pkg.zip{NEST}bzImage{NEST}vmlinux{NEST}@0x{offset:x}.xz{NEST}")
+    check(result, f"pkg.zip{NEST}bzImage{NEST}vmlinux{NEST}@0x{offset:x}.{compression}{NEST}")
 
 
 @pytest.mark.skipif(not KERNEL.exists(), reason="tests/data/kernel/bzImage not built")
