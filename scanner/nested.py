@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scanner import formats
-from scanner.model import NEST, Component, Finding
 from scanner.formats import carve
+from scanner.model import NEST, Component, Finding
 from scanner.unpack import HEAD_BYTES, Member, _mkdir, _text, unscanned
 from scanner.virus import fingerprint
 
