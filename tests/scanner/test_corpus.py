@@ -291,7 +291,7 @@ def test_scratch_is_removed_when_a_stage_fails(tmp_path, monkeypatch):
     import scanner.pipeline
     from scanner import OsvDatabase, Settings
 
-    def broken(_unpacked):
+    def broken(_unpacked, _limits=None):
         raise RuntimeError("catalog exploded")
 
     monkeypatch.setattr(scanner.pipeline, "catalog", broken)
