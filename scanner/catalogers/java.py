@@ -27,8 +27,16 @@ the package (``relativePath`` or the parent's coordinates) and
 ``dependencyManagement`` (imported BOMs included when the package holds them).
 Scope ``test`` is dev; ``provided``, ``system`` and ``<optional>true`` are
 optional. A dependency whose version cannot be resolved from what the package
-holds is not reported. ``gradle.lockfile``: every locked module; one locked only
-for test configurations is dev.
+holds is not reported. A dependency's own dependencies are followed where the
+package holds its pom (a Maven repository tree such as ``.m2/repository``, found by
+``<artifact>/<version>/<artifact>-<version>.pom``, or a pom anywhere else, by the
+coordinates it states): Maven's nearest wins (the first declared at one depth; a
+``[1.2.3]`` hard requirement over a soft version), the project's
+``dependencyManagement`` overrides versions all the way down, compile and runtime
+dependencies are transitive and take their parent's scope (test, provided and
+optional ones are not), exclusions hold for the subtree; depth and count are
+bounded. ``gradle.lockfile``: every locked module; one locked only for test
+configurations is dev.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from __future__ import annotations
 import posixpath
 import re
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -60,6 +69,13 @@ _POM_MAX = 4 * 1024 * 1024
 #: Parents followed from one pom, and rounds of ``${...}`` substitution.
 _PARENTS_MAX = 16
 _EXPAND_MAX = 8
+#: Transitive dependencies: how deep, how many per project, how many poms read in all
+_DEPTH_MAX = 32
+_TRANSITIVE_MAX = 5000
+_MODELS_MAX = 5000
+_EXCLUSIONS_MAX = 256
+#: ``<artifact>/<version>/<artifact>-<version>.pom`` of a Maven repository tree
+_REPOSITORY_POM = re.compile(r"(?:^|/)([^/]+)/([^/]+)/\1-\2\.pom$")
 _ARCHIVE_NAME = re.compile(
     r"^(?P<artifact>[A-Za-z][\w.-]*?)-(?P<version>\d[\w.+-]*)\.(jar|war|ear|hpi|jpi)$"
 )
@@ -221,6 +237,8 @@ class Dependency:
     scope: str
     optional: bool
     type: str = "jar"
+    #: (groupId, artifactId) pairs, either may be ``*``
+    exclusions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -303,6 +321,11 @@ def _dependencies(section: ET.Element | None) -> list[Dependency]:
                 scope=_value(dep, "scope"),
                 optional=_value(dep, "optional").lower() == "true",
                 type=_value(dep, "type") or "jar",
+                exclusions=tuple(
+                    (_value(e, "groupId") or "*", _value(e, "artifactId") or "*")
+                    for e in _children(dep, "exclusions")[:_EXCLUSIONS_MAX]
+                    if _tag(e) == "exclusion"
+                ),
             )
         )
     return found
@@ -344,6 +367,9 @@ class _Poms:
     def __init__(self, members: list[Member]) -> None:
         self.by_path: dict[str, tuple[Member, Pom]] = {}
         self.by_gav: dict[tuple[str, str, str], tuple[str, Pom]] = {}
+        #: a dependency's pom, its parents and what it manages, by coordinates
+        self.models: dict[tuple[str, str, str], tuple[Pom, list[Pom], dict]] = {}
+        in_repository: dict[tuple[str, str, str], tuple[str, Pom]] = {}
         for member in members:
             path = inner(member.location)
             if not member.depth or not _is_pom_file(path):
@@ -359,6 +385,25 @@ class _Poms:
             version = pom.version or pom.parent_version
             if group and pom.artifact and version and "${" not in version:
                 self.by_gav.setdefault((group, pom.artifact, version), (member.location, pom))
+            where = _REPOSITORY_POM.search(path)
+            if group and where:  # Maven looks a pom up in a repository by its path
+                in_repository[(group, where.group(1), where.group(2))] = (member.location, pom)
+        self.by_gav.update(in_repository)
+
+    def dependencies_of(self, group: str, artifact: str, version: str,
+                        root: dict[tuple[str, str], Dependency]) -> list[Dependency]:
+        """A dependency's own dependencies, from its pom in the package (none without)."""
+        key = (group, artifact, version)
+        if key not in self.models:
+            hit = self.by_gav.get(key)
+            if hit is None or len(self.models) >= _MODELS_MAX:
+                return []
+            location, pom = hit
+            chain = self.parents(location, pom)
+            _inherit(pom, chain)
+            self.models[key] = (pom, chain, _managed(pom, chain, self))
+        pom, chain, managed = self.models[key]
+        return _declared(pom, chain, managed, root)
 
     def parents(self, location: str, pom: Pom) -> list[Pom]:
         """The pom's parents found in the package, nearest first."""
@@ -419,7 +464,8 @@ def _managed(
                 continue
             table.setdefault(
                 (group, artifact),
-                Dependency(group, artifact, version, pom.expand(dep.scope), dep.optional),
+                Dependency(group, artifact, version, pom.expand(dep.scope), dep.optional,
+                           exclusions=_expanded(pom, dep.exclusions)),
             )
     # What the poms manage themselves wins over what they import, in any order.
     for gav in imports:
@@ -436,26 +482,104 @@ def _managed(
 _SCOPES = {"test": "dev", "provided": "optional", "system": "optional"}
 
 
-def _project(member: Member, pom: Pom, poms: _Poms) -> Iterator[Component]:
-    chain = poms.parents(member.location, pom)
-    _inherit(pom, chain)
-    managed = _managed(pom, chain, poms)
+def _expanded(pom: Pom, exclusions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((pom.expand(g), pom.expand(a)) for g, a in exclusions)
+
+
+def _declared(pom: Pom, chain: list[Pom], managed: dict[tuple[str, str], Dependency],
+              root: dict[tuple[str, str], Dependency] | None = None) -> list[Dependency]:
+    """The pom's dependencies (its parents' too), with what its ``dependencyManagement``
+    gives those that leave a field out, then what the root project's manages overriding
+    (``root``: for a dependency's own pom; never a ``test`` scope), as Maven does."""
     declared: dict[tuple[str, str], Dependency] = {}
     for owner in [pom, *chain]:  # a parent's dependencies are inherited
         for dep in owner.dependencies:
             key = (pom.expand(dep.group), pom.expand(dep.artifact))
-            declared.setdefault(key, Dependency(*key, pom.expand(dep.version),
-                                                pom.expand(dep.scope), dep.optional))
-    for (group, artifact), dep in declared.items():
-        manage = managed.get((group, artifact))
-        version = dep.version or (manage.version if manage else "")
-        scope = dep.scope or (manage.scope if manage else "")
-        if not group or not artifact or "${" in group + artifact + version:
+            declared.setdefault(key, Dependency(
+                *key, pom.expand(dep.version), pom.expand(dep.scope), dep.optional,
+                exclusions=_expanded(pom, dep.exclusions)))
+    for key, dep in declared.items():
+        manage = managed.get(key)
+        if manage is not None:
+            dep.version = dep.version or manage.version
+            dep.scope = dep.scope or manage.scope
+            dep.optional = dep.optional or manage.optional
+            dep.exclusions += manage.exclusions
+        manage = (root or {}).get(key)
+        if manage is not None:
+            dep.version = manage.version or dep.version
+            if manage.scope and dep.scope != "test":
+                dep.scope = manage.scope
+            dep.optional = dep.optional or manage.optional
+            dep.exclusions += manage.exclusions
+    return list(declared.values())
+
+
+def _pinned(version: str) -> tuple[str, bool]:
+    """(version, whether it is a hard requirement): ``[1.2.3]`` pins a version that
+    wins over a nearer soft one; any other range names no version shipped."""
+    if version.startswith("[") and version.endswith("]") and "," not in version:
+        return version[1:-1].strip(), True
+    return version, False
+
+
+def _excluded(exclusions: frozenset[tuple[str, str]], group: str, artifact: str) -> bool:
+    return any(g in ("*", group) and a in ("*", artifact) for g, a in exclusions)
+
+
+def _project(member: Member, pom: Pom, poms: _Poms) -> Iterator[Component]:
+    chain = poms.parents(member.location, pom)
+    _inherit(pom, chain)
+    managed = _managed(pom, chain, poms)
+    # groupId:artifactId -> [version, hard, scope, depth]: Maven's nearest wins, the
+    # first declared at the same depth, a hard requirement over a soft one
+    chosen: dict[tuple[str, str], list] = {}
+    queue: deque[tuple[Dependency, str, int, frozenset]] = deque()
+    for dep in _declared(pom, chain, managed):
+        version, hard = _pinned(dep.version)
+        if not dep.group or not dep.artifact or "${" in dep.group + dep.artifact + version:
             continue
-        if not looks_like_version(version) or scope == "import":
+        if not looks_like_version(version) or dep.scope == "import":
             continue  # no version, or a range: nothing the package says was shipped
-        kind = "optional" if dep.optional else _SCOPES.get(scope, "runtime")
+        kind = "optional" if dep.optional else _SCOPES.get(dep.scope, "runtime")
+        chosen.setdefault((dep.group, dep.artifact), [version, hard, kind, 1])
+        queue.append((Dependency(dep.group, dep.artifact, version, dep.scope, dep.optional),
+                      kind, 1, frozenset(dep.exclusions)))
+    _transitive(queue, chosen, managed, poms)
+    for (group, artifact), (version, _hard, kind, _depth) in chosen.items():
         yield maven(group, artifact, version, member.location, kind)
+
+
+def _transitive(queue, chosen, root: dict[tuple[str, str], Dependency], poms: _Poms) -> None:
+    """Follow the dependencies' own poms the package holds (a local repository tree,
+    poms beside jars), breadth first. Scopes as Maven propagates them: a dependency's
+    compile and runtime dependencies are its own scope's (runtime under runtime stays
+    runtime, anything under test is test); test, provided and optional ones are not
+    transitive. Exclusions hold for the whole subtree. Bounded in depth and count."""
+    while queue and len(chosen) < _TRANSITIVE_MAX:
+        dep, kind, depth, exclusions = queue.popleft()
+        if depth >= _DEPTH_MAX:
+            continue
+        for child in poms.dependencies_of(dep.group, dep.artifact, dep.version, root):
+            if child.optional or child.scope not in ("", "compile", "runtime"):
+                continue
+            version, hard = _pinned(child.version)
+            key = (child.group, child.artifact)
+            if (not child.group or not child.artifact or _excluded(exclusions, *key)
+                    or "${" in child.group + child.artifact + version
+                    or not looks_like_version(version)):
+                continue
+            seen = chosen.get(key)
+            if seen is not None:
+                if kind == "runtime" and seen[3] > 1:
+                    seen[2] = "runtime"  # also reached at run time: the wider scope
+                if not hard or seen[1] or seen[0] == version:
+                    continue
+                seen[0], seen[1] = version, True  # a hard requirement wins
+            else:
+                chosen[key] = [version, hard, kind, depth + 1]
+            queue.append((Dependency(*key, version, child.scope, False), kind, depth + 1,
+                          exclusions | frozenset(child.exclusions)))
 
 
 def _projects(members: list[Member]) -> Iterator[Component]:
