@@ -90,6 +90,13 @@ def report_scan(version):
     return scans.latest_report_scan(version)
 
 
+def products_using(version) -> list:
+    """The products that list ``version`` (a presentation read)."""
+    from portal.services import products
+
+    return products.products_of([version.id]).get(version.id, [])
+
+
 def modify_blocker(version) -> str | None:
     """Why ``version`` cannot get a new package now, or None."""
     from portal.services import state
@@ -103,6 +110,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.globals.update(
         status_badge=status_badge,
+        products_using=products_using,
         deletion_blocker=deletion_blocker,
         modify_blocker=modify_blocker,
         report_scan=report_scan,

@@ -437,8 +437,14 @@ def deletion_blocker(asset: Asset) -> str | None:
     """Why ``asset`` cannot be deleted (shown on the disabled button), or None."""
     if asset.in_draft_box:
         return None
-    if any(state.in_any_product(v.id) for v in asset.versions):
-        return "A product uses a version of this asset; remove it from the product first."
+    from portal.services.products import products_of  # products build on assets
+
+    used = {p.name: p for ps in products_of([v.id for v in asset.versions]).values() for p in ps}
+    if used:
+        names = ", ".join(f"{name} ({'published' if p.published else 'not published'})"
+                          for name, p in sorted(used.items()))
+        return (f"Released in the product {names}: remove its versions from the product "
+                "before deleting the asset.")
     return None
 
 

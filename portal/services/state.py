@@ -60,7 +60,8 @@ def refusal(version: AssetVersion, event: str) -> str | None:
     if version.status not in sources:
         return _REFUSALS[event]
     if event == "submit" and version.status is S.approved and in_published_product(version):
-        return "This version is part of a published product and cannot be changed."
+        return ("This version is part of a published product and cannot be changed: add a "
+                "new version with the fixed package instead.")
     if event == "submit" and version.status is S.scanning and not _scan_failed(version):
         return "This version is being scanned; wait for the verdict before changing it."
     return None

@@ -29,7 +29,8 @@ from flask import g
 from portal import storage
 from portal.extensions import db
 from portal.models import (
-    AcceptedFalsePositive, Appeal, AppealClaim, AppealEvidence, AuditEvent, CalendarDay, Role,
+    AcceptedFalsePositive, Appeal, AppealClaim, AppealEvidence, AuditEvent, CalendarDay, Product,
+    Role,
     ScanState, UploadSession, VersionStatus,
 )
 from portal.timeutil import utcnow
@@ -114,11 +115,20 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("assets.index", "GET"): Route(SIGNED_IN),
     ("assets.new", "GET"): Route(SIGNED_IN),
     ("assets.new", "POST"): Route(SIGNED_IN, changes=True),
+    ("products.index", "GET"): Route(SIGNED_IN),
+    ("products.new", "GET"): Route(SIGNED_IN),
+    ("products.new", "POST"): Route(SIGNED_IN, changes=True),
     ("uploads.start", "POST"): Route(SIGNED_IN, changes=True, anonymous="401"),
     # a seller's own objects
     ("assets.detail", "GET"): Route(SELLER, _asset),
     ("assets.delete", "GET"): Route(SELLER, _asset),
     ("assets.delete", "POST"): Route(SELLER, _asset, changes=True),
+    ("products.detail", "GET"): Route(SELLER, lambda w: _product(w)),
+    ("products.add_version", "POST"): Route(SELLER, lambda w: _product(w), changes=True),
+    ("products.remove_version", "POST"): Route(
+        SELLER, lambda w: {**_product(w), "version_id": w.version.id}, changes=True),
+    ("products.publish", "POST"): Route(SELLER, lambda w: _product(w), changes=True),
+    ("products.unpublish", "POST"): Route(SELLER, lambda w: _product(w), changes=True),
     ("assets.new_version", "GET"): Route(SELLER, _asset),
     ("assets.new_version", "POST"): Route(SELLER, _asset, changes=True),
     ("assets.modify", "GET"): Route(SELLER, _version),
@@ -214,6 +224,13 @@ FINDING = Finding(id="f" * 16, type="unscanned", location="app.zip!/payload.bin"
                   engine="unpack", summary="encrypted")
 SUMMARY = ScanResult("rejected", PackageInfo("app.zip", 22, "ab" * 32, "zip"), (), (FINDING,),
                      ScanInfo("assay-test", 7.0, {"clamav": "test"}, 0, "t0", "t1"))
+
+
+def _product(w) -> dict:
+    row = Product(owner_id=w.seller.id, name=f"product-{secrets.token_hex(4)}")
+    db.session.add(row)
+    db.session.commit()
+    return {"product_id": row.id}
 
 
 def _calendar_day() -> int:

@@ -551,9 +551,10 @@ def test_delete_a_draft(client, auth, factories):
 
 
 def test_delete_is_disabled_with_its_reason_and_refused(client, auth, factories, world):
-    factories.product(world.seller, [world.version])
+    product = factories.product(world.seller, [world.version])
     auth.login_as(world.seller)
-    reason = "A product uses a version of this asset; remove it from the product first."
+    reason = (f"Released in the product {product.name} (published): remove its versions from "
+              "the product before deleting the asset.")
     page = client.get(f"/assets/{world.asset.id}").get_data(as_text=True)
     assert re.search(
         r'<button type="button" class="btn btn-small btn-danger" disabled[^>]*>Delete', page
