@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render
 from portal.forms import ROLE_CHOICES, RoleForm, UserCreateForm
-from portal.services import audit_trail, false_positives, scans, users
+from portal.services import audit_trail, false_positives, scans, signatures, users
 from portal.services.errors import NotFound, ServiceError, ValidationError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -122,6 +122,13 @@ def scan_list():
     """Scans that failed, were retried or are stuck past their deadline."""
     rows = scans.list_scans_for_operator()
     return render("admin/scans.html", "scans_table", scans=rows)
+
+
+@bp.get("/data")
+def data():
+    """What the verdicts rest on: clamd's signatures, the vulnerability data, the engines
+    the newest scan ran with."""
+    return render_template("admin/data.html", view=signatures.data_view())
 
 
 @bp.post("/scans/<int:scan_id>/retry")

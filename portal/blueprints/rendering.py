@@ -90,6 +90,13 @@ def report_scan(version):
     return scans.latest_report_scan(version)
 
 
+def signature_warning() -> str | None:
+    """The operators' banner while clamd has no official database (or does not answer)."""
+    from portal.services import signatures
+
+    return signatures.warning()
+
+
 def products_using(version) -> list:
     """The products that list ``version`` (a presentation read)."""
     from portal.services import products
@@ -111,6 +118,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         status_badge=status_badge,
         products_using=products_using,
+        signature_warning=signature_warning,
         deletion_blocker=deletion_blocker,
         modify_blocker=modify_blocker,
         report_scan=report_scan,

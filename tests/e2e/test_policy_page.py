@@ -23,6 +23,9 @@ def test_an_operator_changes_the_policy(page, portal, screenshots):  # noqa: F81
     shot = Shots(page, screenshots)
     shot.count = 90
     log_in(page, portal.url, "pat@example.com", PASSWORD)
+    page.get_by_role("link", name="Data", exact=True).click()
+    assert page.get_by_role("heading", name="Data and signatures").is_visible()
+    shot("data-page")
     page.get_by_role("link", name="Policy").click()
     assert page.get_by_text("score is 7.0 or more").is_visible()
     nav = page.locator("nav.mainnav").bounding_box()

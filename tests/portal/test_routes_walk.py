@@ -170,6 +170,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("admin.scan_retry", "POST"): Route(OPERATOR, lambda w: {"scan_id": w.scan.id},
                                         changes=True),
     ("admin.audit", "GET"): Route(OPERATOR),
+    ("admin.data", "GET"): Route(OPERATOR),
     ("admin.acceptances", "GET"): Route(OPERATOR, _asset),
     ("admin.acceptance_revoke", "POST"): Route(
         OPERATOR, lambda w: {"acceptance_id": _acceptance(w)}, changes=True),
