@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render
 from portal.forms import ROLE_CHOICES, RoleForm, UserCreateForm
-from portal.services import audit_trail, false_positives, scans, signatures, users
+from portal.services import access, audit_trail, false_positives, scans, signatures, users
 from portal.services.errors import NotFound, ServiceError, ValidationError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -129,6 +129,28 @@ def data():
     """What the verdicts rest on: clamd's signatures, the vulnerability data, the engines
     the newest scan ran with."""
     return render_template("admin/data.html", view=signatures.data_view())
+
+
+@bp.post("/versions/<int:version_id>/rescan")
+def version_rescan(version_id: int):
+    """Re-scan one Approved version; it stays Approved unless the verdict blocks."""
+    try:
+        scan = scans.rescan_version(current_user, version_id, address=request.remote_addr)
+    except ValidationError as error:
+        flash(str(error), "error")
+        version = access.get_version(current_user, version_id)
+        return redirect(url_for("assets.detail", asset_id=version.asset_id))
+    flash("Re-scan queued: the version stays Approved unless the new verdict blocks.", "success")
+    return redirect(url_for("assets.detail", asset_id=scan.version.asset_id))
+
+
+@bp.post("/rescans")
+def rescan_all():
+    """Re-scan every Approved version (after new advisories or signatures)."""
+    count = scans.rescan_approved(current_user, address=request.remote_addr)
+    flash(f"{count} Approved version{'s' if count != 1 else ''} queued for a re-scan.",
+          "success")
+    return redirect(url_for("admin.data"))
 
 
 @bp.post("/scans/<int:scan_id>/retry")

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, Enum, Float, ForeignKey, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.extensions import db
@@ -50,6 +51,9 @@ class Scan(db.Model):
     job_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     verdict: Mapped[str | None] = mapped_column(String(16))
+    #: A re-scan of an Approved version: the version stays Approved while it runs and is
+    #: Rejected only by a blocking verdict.
+    rescan: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     policy: Mapped[str | None] = mapped_column(String(64))
     threshold: Mapped[float | None] = mapped_column(Float)
     engines: Mapped[dict | None] = mapped_column(JSON)

@@ -24,7 +24,7 @@ from portal.models import AssetVersion, Scan, ScanComponent, ScanFinding, ScanSt
 from portal.models import VersionStatus
 from portal.services import access, false_positives, reports, state
 from portal.services.audit import record_event
-from portal.services.errors import Forbidden, InvalidTransition, NotFound
+from portal.services.errors import Forbidden, InvalidTransition, NotFound, ValidationError
 from portal.timeutil import utcnow
 
 #: Stage of the scanner -> (words shown on the badge, share of the whole scan in percent).
@@ -212,8 +212,62 @@ def complete_scan(scan_id: int, result, report_key: str | None, sbom_key: str | 
     version = scan.version
     if version.latest_scan is scan and version.status is VersionStatus.scanning:
         state.move(version, verdict, actor=None)
+    elif (scan.rescan and version.latest_scan is scan
+          and version.status is VersionStatus.approved and verdict == "rejected"):
+        state.move(version, "rescan_rejected", actor=None)
+        _tell_owner(version, f"A re-scan of {version.asset.name} {version.label} found blocking "
+                             "issues: it is Rejected now. Its report says which.")
     db.session.commit()
     return scan
+
+
+def rescan_version(actor: User, version_id: int, *, address: str | None = None) -> Scan:
+    """Scan an Approved version again (new advisories, new signatures). It stays Approved
+    while the scan runs; only a blocking verdict rejects it. Operators only."""
+    if actor is None or not actor.is_operator:
+        raise Forbidden("Only operators start re-scans.")
+    version = access.get_version(actor, version_id)
+    scan = _rescan(version, actor, address)
+    db.session.commit()
+    dispatch_scan(scan.id)
+    return scan
+
+
+def rescan_approved(actor: User, *, address: str | None = None) -> int:
+    """Re-scan every Approved version that is not being re-scanned already; how many."""
+    if actor is None or not actor.is_operator:
+        raise Forbidden("Only operators start re-scans.")
+    versions = db.session.scalars(select(AssetVersion).where(
+        AssetVersion.status == VersionStatus.approved).order_by(AssetVersion.id))
+    started = [_rescan(v, actor, address) for v in versions if not _rescanning(v)]
+    db.session.commit()
+    for scan in started:
+        dispatch_scan(scan.id)
+    return len(started)
+
+
+def _rescan(version: AssetVersion, actor: User, address: str | None) -> Scan:
+    if _rescanning(version):
+        raise ValidationError("This version is being re-scanned already.")
+    if not version.package_key:
+        raise ValidationError("This version has no package to scan.")
+    state.move(version, "rescan", actor=actor, address=address)
+    scan = enqueue_scan(version)
+    scan.rescan = True
+    return scan
+
+
+def _rescanning(version: AssetVersion) -> bool:
+    latest = version.latest_scan
+    return latest is not None and latest.rescan and latest.state in (
+        ScanState.queued, ScanState.running)
+
+
+def _tell_owner(version: AssetVersion, text: str) -> None:
+    from portal.models import Notification
+
+    db.session.add(Notification(user_id=version.asset.owner_id, kind="rescan_rejected",
+                                text=text, link=f"/assets/{version.asset_id}"))
 
 
 def _store_result(scan: Scan, result) -> None:
@@ -335,11 +389,14 @@ class Badge:
 
 def badge(version: AssetVersion) -> Badge:
     """The badge for ``version``: a scanning one carries stage, percent and polling."""
+    scan = version.latest_scan
+    if (version.status is VersionStatus.approved and scan is not None and scan.rescan
+            and scan.state in (ScanState.queued, ScanState.running)):
+        return Badge("Approved", "status-approved", "re-scanning", None, True, "5s")
     if version.status is not VersionStatus.scanning:
         label = version.status.value.capitalize()
         every = "5s" if version.status is VersionStatus.reviewing else None
         return Badge(label, f"status-{version.status.value}", every=every)
-    scan = version.latest_scan
     if scan is None or scan.state is ScanState.queued:
         retrying = scan is not None and scan.attempts > 0
         return Badge("Queued", "status-queued", "retrying" if retrying else "waiting for a worker",

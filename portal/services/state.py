@@ -9,6 +9,10 @@
                                                    published product uses the version, and
                                                    from scanning once its scan failed for good)
 
+An Approved version can be re-scanned (``rescan``, Approved to Approved): it stays
+Approved while the scan runs and moves to Rejected only on a blocking verdict
+(``rescan_rejected``).
+
 Every move writes an audit event with the status before and after. ``move``
 adds to the caller's transaction; the calling service commits.
 """
@@ -34,6 +38,10 @@ TRANSITIONS: dict[str, tuple[frozenset[VersionStatus], VersionStatus]] = {
     "accept": (frozenset({S.reviewing}), S.approved),
     "deny": (frozenset({S.reviewing}), S.rejected),
     "withdraw": (frozenset({S.reviewing}), S.rejected),
+    # a re-scan on new knowledge: Approved stays Approved while it runs...
+    "rescan": (frozenset({S.approved}), S.approved),
+    # ...and only a blocking verdict takes it back
+    "rescan_rejected": (frozenset({S.approved}), S.rejected),
 }
 
 _REFUSALS = {
@@ -44,6 +52,8 @@ _REFUSALS = {
     "accept": "Only a version under review can be accepted.",
     "deny": "Only a version under review can be denied.",
     "withdraw": "Only an appeal under review can be withdrawn.",
+    "rescan": "Only an Approved version is re-scanned; others are scanned when submitted.",
+    "rescan_rejected": "Only an Approved version can be rejected by a re-scan.",
 }
 
 

@@ -16,6 +16,8 @@ ALLOWED = [
     (S.reviewing, "accept", S.approved),
     (S.reviewing, "deny", S.rejected),
     (S.reviewing, "withdraw", S.rejected),
+    (S.approved, "rescan", S.approved),
+    (S.approved, "rescan_rejected", S.rejected),
 ]
 
 
