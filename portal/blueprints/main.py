@@ -1,9 +1,12 @@
-"""The front door and the health check."""
+"""The front door, the health check and every user's notifications."""
 
 from __future__ import annotations
 
 from flask import Blueprint, redirect, url_for
-from flask_login import current_user
+from flask_login import current_user, login_required
+
+from portal.blueprints.rendering import render
+from portal.services import sla
 
 bp = Blueprint("main", __name__)
 
@@ -20,3 +23,21 @@ def index():
 def healthz():
     """Liveness for a process supervisor or load balancer: the web process answers."""
     return {"status": "ok"}
+
+
+@bp.get("/notifications")
+@login_required
+def notifications():
+    """The user's notifications, newest first (sellers: re-scan verdicts, products
+    unpublished; reviewers: appeals due soon or overdue)."""
+    return render("reviews/notifications.html", "notifications_list",
+                  items=sla.list_notifications(current_user),
+                  read_url=url_for("main.notifications_read"))
+
+
+@bp.post("/notifications/read")
+@login_required
+def notifications_read():
+    """Mark every notification read."""
+    sla.mark_read(current_user)
+    return redirect(url_for("main.notifications"))

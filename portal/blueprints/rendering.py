@@ -97,6 +97,15 @@ def signature_warning() -> str | None:
     return signatures.warning()
 
 
+def unread_notifications() -> int:
+    """How many of the signed-in user's notifications are unread."""
+    from flask_login import current_user
+
+    from portal.services import sla
+
+    return sla.unread_count(current_user)
+
+
 def products_using(version) -> list:
     """The products that list ``version`` (a presentation read)."""
     from portal.services import products
@@ -119,6 +128,7 @@ def init_app(app: Flask) -> None:
         status_badge=status_badge,
         products_using=products_using,
         signature_warning=signature_warning,
+        unread_notifications=unread_notifications,
         deletion_blocker=deletion_blocker,
         modify_blocker=modify_blocker,
         report_scan=report_scan,

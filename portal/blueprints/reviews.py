@@ -97,7 +97,8 @@ def decide(appeal_id: int):
 def notifications():
     """Reminders about appeals due soon or overdue, newest first."""
     items = sla.list_notifications(current_user)
-    return render("reviews/notifications.html", "notifications_list", items=items)
+    return render("reviews/notifications.html", "notifications_list", items=items,
+                  read_url=url_for("reviews.notifications_read"))
 
 
 @bp.post("/notifications/read")
