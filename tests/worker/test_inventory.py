@@ -11,7 +11,7 @@ from flask import g
 from portal import storage
 from portal.extensions import db
 from portal.models import Role, VersionStatus
-from portal.services import scans
+from portal.services import scans, sweeper
 from portal.services.errors import NotFound
 from tests.worker.test_jobs import _add, _work
 
@@ -30,6 +30,7 @@ def test_a_scan_stores_its_inventory_for_the_seller_reviewers_and_operators(
     assert scan.inventory_key == storage.inventory_key(
         seller.id, version.asset_id, version.id, scan.id)
     assert scan.inventory_key.endswith("/inventory.jsonl.gz")
+    assert scan.inventory_key in sweeper.known_keys()  # never swept as an orphan
 
     auth.login_as(seller)
     response = client.get(f"/assets/versions/{version.id}/inventory")
