@@ -9,6 +9,8 @@ import zipfile
 from pathlib import Path
 
 from scanner.model import Limits
+from tests.scanner.formats.conftest import EICAR, needs
+from tests.scanner.formats.test_carve import noise, squashfs
 from tests.scanner.test_cli import OSV, cli
 
 NOTES = b"the same notes\n"
@@ -141,3 +143,29 @@ def test_a_container_too_deep_is_listed_as_not_opened(tmp_path, scan_package_at)
     assert not any(location.startswith(jar["location"] + "!/") for location in lines)
     assert result.coverage.containers_not_opened == 2  # the jar and the 7-Zip archive
     assert result.coverage.files == sum("extracted" not in line for line in lines.values())
+
+
+@needs("mksquashfs", "unsquashfs")
+def test_file_systems_and_carving_are_named_as_their_back_ends(tmp_path, scan_package_at):
+    fs = squashfs(tmp_path)
+    dump = noise(0x10000) + fs + b"\xff" * 4096
+    package = tmp_path / "pkg.tar.gz"
+    with tarfile.open(package, "w:gz") as tf:
+        for name, data in (("rootfs.sqfs", fs), ("flash.bin", dump)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    out = tmp_path / "inventory.jsonl"
+
+    result = scan_package_at(package, inventory=out)
+
+    lines = {json.loads(x)["location"]: json.loads(x) for x in out.read_text().splitlines()}
+    image = lines["pkg.tar.gz!/rootfs.sqfs"]
+    assert (image["kind"], image["opened"], image["sha256"]) == ("squashfs", "squashfs", _sha(fs))
+    assert lines["pkg.tar.gz!/rootfs.sqfs!/opt/app/eicar.com"]["sha256"] == _sha(EICAR)
+    flash = lines["pkg.tar.gz!/flash.bin"]
+    assert (flash["opened"], flash["not_opened"]) == ("carve", None)
+    carved = lines["pkg.tar.gz!/flash.bin!/@0x10000.squashfs!/opt/app/eicar.com"]
+    assert carved["not_opened"] == "copy"  # the same bytes as in rootfs.sqfs
+    assert carved["copy_of"] == "pkg.tar.gz!/rootfs.sqfs!/opt/app/eicar.com"
+    assert result.coverage.containers_opened == 3  # the package, the image, the dump
