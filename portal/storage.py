@@ -72,6 +72,11 @@ def summary_key(owner_id: int, asset_id: int, version_id: int, scan_id: int) -> 
     return scan_prefix(owner_id, asset_id, version_id, scan_id) + "summary.json"
 
 
+def inventory_key(owner_id: int, asset_id: int, version_id: int, scan_id: int) -> str:
+    """What the scan examined: gzip-compressed JSON lines (see :mod:`scanner.inventory`)."""
+    return scan_prefix(owner_id, asset_id, version_id, scan_id) + "inventory.jsonl.gz"
+
+
 # --- client -------------------------------------------------------------------
 
 def client() -> Minio:

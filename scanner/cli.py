@@ -2,7 +2,7 @@
 
     python -m scanner scan PACKAGE --osv PATH [--osv PATH ...] [--threshold 7.0]
         [--json OUT|-] [--report OUT.xlsx] [--sbom OUT.cdx.json] [--clamd ADDRESS]
-        [--secret KEY]
+        [--inventory OUT.jsonl] [--secret KEY]
     python -m scanner appeal REPORT.xlsx --secret KEY [--report-id ID]
 
 Exit status: 0 approved, 1 rejected, 2 error (one line on stderr). ``scan`` may be
@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         "--sbom", type=Path, metavar="OUT.cdx.json", help="write a CycloneDX JSON SBOM"
     )
     scan.add_argument(
+        "--inventory",
+        type=Path,
+        metavar="OUT.jsonl",
+        help="write what was examined, one JSON line per file (written as the scan goes)",
+    )
+    scan.add_argument(
         "--clamd",
         metavar="ADDRESS",
         help="clamd address, tcp://host:port or unix:///path (default: clamscan)",
@@ -112,8 +118,11 @@ def _scan(args) -> int:
         raise _Failure(f"package not found: {args.package}")
     from scanner.pipeline import scan_package
 
+    if args.inventory is not None and not args.inventory.parent.is_dir():
+        raise _Failure(f"--inventory: no such directory: {args.inventory.parent}")
     settings = Settings(
-        osv_paths=tuple(args.osv), threshold=args.threshold, clamd=args.clamd, kind=args.kind
+        osv_paths=tuple(args.osv), threshold=args.threshold, clamd=args.clamd, kind=args.kind,
+        inventory=args.inventory,
     )
     progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
     try:

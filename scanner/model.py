@@ -81,6 +81,9 @@ class Settings:
     #: Whether a vulnerability of a dev-only dependency (a lockfile's dev scope: not
     #: shipped) blocks; by default it is reported and does not.
     dev_blocks: bool = False
+    #: Where to write the inventory of what was examined (JSON lines, one per file, see
+    #: :mod:`scanner.inventory`) as the scan goes; None: only its counts are kept.
+    inventory: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,19 @@ class ScanInfo:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What the scan examined, counted (the inventory lists it, one line per file)."""
+
+    files: int = 0  # files written out and examined, the package and copies included
+    containers_opened: int = 0  # files opened by a back end (archives, images, carving)
+    #: Files recognised as containers that were not opened (too deep, out of time,
+    #: unsupported, unpacking stopped); a copy of a container opened elsewhere is not one.
+    containers_not_opened: int = 0
+    #: Entries never written out (encrypted, devices, refused names, over a limit).
+    entries_not_extracted: int = 0
+
+
+@dataclass(frozen=True)
 class ScanResult:
     verdict: Verdict
     package: PackageInfo
@@ -148,6 +164,7 @@ class ScanResult:
     scan: ScanInfo
     #: Container images found: location, name, tag, os (PRETTY_NAME), os_id, os_version, layers.
     images: tuple[dict, ...] = ()
+    coverage: Coverage = field(default_factory=Coverage)
 
     def to_dict(self) -> dict:
         """The JSON contract of ``python -m scanner scan --json``."""
@@ -179,6 +196,7 @@ class ScanResult:
             findings=findings,
             scan=ScanInfo(**data["scan"]),
             images=tuple(data.get("images", ())),
+            coverage=Coverage(**data.get("coverage", {})),
         )
 
 

@@ -93,6 +93,9 @@ class Nested:
         self.rebuilt: set[Path] = set()  # transfer lists of the OTA partitions rebuilt
         # OTA new data whose transfer list has not come -> (location, depth, size)
         self.unpaired: dict[Path, tuple[str, int, int]] = {}
+        #: The format :func:`scanner.formats.detect` told of the file last offered to
+        #: :meth:`claim`, or None: what the unpacker lists a file it keeps as.
+        self.format: str | None = None
 
     def claim(
         self, path: Path, location: str, kind: str | None, depth: int, size: int,
@@ -103,29 +106,38 @@ class Nested:
         ``digest``, ``head`` and ``tail`` are the file's sha256, first 64 KiB and last
         512 bytes, when the unpacker had them while writing it.
         """
+        self.format = None
         if self.late or time.monotonic() > self.deadline:
-            return self._too_late(path, location, depth, size)
+            return self._too_late(path, location, kind, depth, size)
         if kind is None and (halves := formats.ota_partition(path)) is not None:
             return self._ota_blocks(path, location, depth, size, *halves)
         copy = self._copy_of(path, location, size, digest)
         if copy:
-            return iter([Member(path, location, size, depth, False, copy_of=copy)])
+            return iter([
+                Member(path, location, size, depth, False, copy_of=copy, kind=kind,
+                       not_opened="copy")
+            ])
         if kind in LEAVES or (kind is not None and kind != "tar"):
             if carve.wanted(location, kind, None, size):  # a kernel's vmlinux
-                return self._carve(path, location, depth, size, head)
+                return self._carve(path, location, kind, depth, size, head)
             return None
         fmt = formats.detect(path, head=head, tail=tail, size=size)
         if kind == "tar":
-            return self._images(path, location, depth, size) if fmt in IMAGE_FORMATS else None
+            if fmt in IMAGE_FORMATS:
+                return self._images(path, location, fmt, depth, size)
+            return None
+        self.format = fmt
         if fmt in self.extractable:
             return self._extract(fmt, path, location, depth, size)
         if carve.wanted(location, kind, fmt, size, head):
-            return self._carve(path, location, depth, size, head)
+            return self._carve(path, location, fmt, depth, size, head)
         return None
 
     # -- limits -----------------------------------------------------------------
 
-    def _too_late(self, path: Path, location: str, depth: int, size: int) -> Iterator:
+    def _too_late(
+        self, path: Path, location: str, kind: str | None, depth: int, size: int
+    ) -> Iterator:
         if not self.late:
             self.late = True
             self.u.stopped = True
@@ -136,7 +148,7 @@ class Nested:
                 f"unpacking took longer than {seconds:g} seconds: {location} and anything"
                 " after it was not examined",
             )
-        yield Member(path, location, size, depth, False)
+        yield Member(path, location, size, depth, False, kind=kind, not_opened="time")
 
     def _limits(self):
         """The unpacker's limits, shrunk to what the package has left."""
@@ -190,7 +202,10 @@ class Nested:
     def _extract(self, fmt: str, path: Path, location: str, depth: int, size: int) -> Iterator:
         deep = list(self._deep(location, depth))
         yield from deep
-        yield Member(path, location, size, depth, not deep)
+        yield Member(
+            path, location, size, depth, not deep, kind=fmt,
+            opened="" if deep else fmt, not_opened="depth" if deep else "",
+        )
         if not deep:
             yield from self._contents(fmt, path, location, depth, size)
 
@@ -205,10 +220,14 @@ class Nested:
         yield from self._walk(box, location + NEST, depth + 1)
 
     def _carve(
-        self, path: Path, location: str, depth: int, size: int, head: bytes | None
+        self, path: Path, location: str, kind: str | None, depth: int, size: int,
+        head: bytes | None,
     ) -> Iterator:
         """A kernel, dump or blob: a leaf, then the containers carved out of it."""
-        yield Member(path, location, size, depth, False, head=None if head is None else head[:HEAD_BYTES])
+        yield Member(
+            path, location, size, depth, False, head=None if head is None else head[:HEAD_BYTES],
+            kind=kind, opened="carve",
+        )
         if self.u.stopped or depth + 2 > self.u.limits.max_depth:
             return
         if carve.nesting(location) >= carve.MAX_NESTING:
@@ -240,7 +259,13 @@ class Nested:
     ) -> Iterator:
         """A block-based OTA's transfer list or new data; the partition once both are here."""
         copy = self._copy_of(path, location, size)
-        yield Member(path, location, size, depth, False, copy_of=copy)
+        # the partition is rebuilt from its transfer list once both halves are here
+        opens = not copy and listing is not None and data is not None
+        yield Member(
+            path, location, size, depth, False, copy_of=copy, kind="android-transfer-list",
+            opened="android-transfer-list" if opens else "",
+            not_opened="copy" if copy else "" if opens else "paired",
+        )
         if listing is None:  # new data whose transfer list has not come (yet)
             if not copy:
                 self.unpaired[path] = (location, depth, size)
@@ -281,10 +306,13 @@ class Nested:
                 if not deep:
                     yield from self._contents(fmt, path, location, depth, size)
 
-    def _images(self, path: Path, location: str, depth: int, size: int) -> Iterator:
+    def _images(self, path: Path, location: str, fmt: str, depth: int, size: int) -> Iterator:
         deep = list(self._deep(location, depth))
         yield from deep
-        yield Member(path, location, size, depth, not deep)
+        yield Member(
+            path, location, size, depth, not deep, kind=fmt,
+            opened="" if deep else fmt, not_opened="depth" if deep else "",
+        )
         if deep or self.u.stopped:
             return
         box = self._box()

@@ -22,6 +22,7 @@ from pathlib import Path
 from scanner import native, nested
 from scanner.catalog import Cataloged, catalog
 from scanner.identify import identify
+from scanner.inventory import Inventory
 from scanner.model import (
     NEST,
     Finding,
@@ -84,7 +85,9 @@ def scan_package(
 
     scratch = Path(tempfile.mkdtemp(prefix="assay-scan-", dir=settings.scratch_dir))
     memory = None
+    inventory = None
     try:
+        inventory = Inventory(settings.inventory)
         memory = _memory_scratch(settings)
         # Members go to the virus engines as soon as they are on disk, so
         # unpacking, cataloging and virus scanning overlap.
@@ -92,7 +95,9 @@ def scan_package(
         try:
             # unpack reports bytes of the package read; so do the bounds around it.
             report("unpack", 0, size)
-            unpacked = _unpack(path, scratch, memory, settings, name, progress, virus)
+            unpacked = _unpack(
+                path, scratch, memory, settings, name, progress, virus, inventory, sha256
+            )
             report("unpack", size, size)
             refused = nested.refuse_without_images(settings.kind, unpacked.images)
             if refused:
@@ -120,6 +125,8 @@ def scan_package(
         virus_findings = nested.copy_findings(virus_findings, unpacked.members)
         report("virus", len(unpacked.members), len(unpacked.members))
     finally:
+        if inventory is not None:
+            inventory.close()
         if memory is not None:
             _remove(memory)
         _remove(scratch)
@@ -144,6 +151,7 @@ def scan_package(
             finished=_now(),
         ),
         images=tuple(image.summary() for image in unpacked.images),
+        coverage=inventory.coverage(),
     )
     report("verdict", 1, 1)
     return result
@@ -182,9 +190,13 @@ def _memory_scratch(settings: Settings) -> Path | None:
 
 
 def _unpack(
-    path: Path, scratch: Path, memory: Path | None, settings: Settings, name: str, progress, virus
+    path: Path, scratch: Path, memory: Path | None, settings: Settings, name: str, progress, virus,
+    inventory: Inventory, sha256: str,
 ) -> Unpacked:
     """Unpack the package, handing each member to ``virus`` as soon as it is on disk.
+
+    Each member, and each entry never written out, goes to ``inventory`` as it comes;
+    ``sha256`` is the package's own.
 
     Each member is offered to the catalogers on arrival. A file is removed as
     soon as nothing needs it any more: scanned (or a copy, never scanned), not
@@ -196,14 +208,20 @@ def _unpack(
     items = iter_unpack(
         path, scratch, settings.limits, name=name, progress=progress,
         images=unpacked.images, covered=virus.covered, memory_dir=memory,
-        contents=unpacked.contents,
+        contents=unpacked.contents, skipped=inventory.entry,
     )
+    contents = unpacked.contents
     opened: list[Member] = []  # containers whose members are still coming, innermost last
     for item in items:
         if isinstance(item, Member):
             while opened and not item.location.startswith(opened[-1].location + NEST):
                 virus.put(Finished(opened.pop()))
             unpacked.members.append(item)
+            if item.depth:
+                digest = contents.get(item.location)
+                inventory.file(item, digest.hex() if digest is not None else None)
+            else:
+                inventory.file(item, sha256)
             keep = feed.offer(item) or item.depth == 0 or item.path.name.endswith(PAIRED_SUFFIXES)
             if item.copy_of:  # one scan per content
                 if not keep:

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from scanner import identify
 from scanner.model import NEST, Finding, Limits, Progress
@@ -79,6 +79,21 @@ class Member:
     #: The file's first bytes (:data:`HEAD_BYTES`, fewer for a shorter file) when the
     #: unpacker had them in hand while writing it; None otherwise.
     head: bytes | None = field(default=None, repr=False, compare=False)
+    #: What the file was found to be: a kind told by :func:`scanner.identify.sniff` or a
+    #: format told by :func:`scanner.formats.detect`; None for nothing known.
+    kind: str | None = field(default=None, compare=False)
+    #: The back end that opened it ("zip", "tar", "gzip", "squashfs", "carve", ...), or "".
+    opened: str = field(default="", compare=False)
+    #: Why it was not opened, when it was not: "leaf", "copy", "depth", "unsupported",
+    #: "time", "stopped", "paired" (see :mod:`scanner.inventory`).
+    not_opened: str = field(default="", compare=False)
+
+
+#: The back end of each kind the unpacker opens itself, as the inventory names it.
+BACK_ENDS = {
+    "zip": "zip", "tar": "tar", "tar.gz": "tar", "tar.bz2": "tar", "tar.xz": "tar",
+    "gz": "gzip", "bz2": "bzip2", "xz": "xz",
+}
 
 
 @dataclass
@@ -130,6 +145,7 @@ def iter_unpack(
     covered: set[str] | None = None,
     memory_dir: Path | None = None,
     contents: dict[str, bytes] | None = None,
+    skipped: Skipped | None = None,
 ) -> Iterator[Member | Finding]:
     """Like :func:`unpack`, yielding each member as soon as it is on disk.
 
@@ -143,11 +159,20 @@ def iter_unpack(
     compressed or not, read to its end with no finding on the way) is added to
     ``covered`` once its last member has been yielded: scanning its members
     scans all of it.
+
+    ``skipped`` is told of each entry that was never written out (encrypted, a device,
+    a name refused, over a limit before it was read): its location, declared size (or
+    None), why (a short code) and the finding's summary.
     """
     unpacker = _Unpacker(Path(package), Path(scratch), limits, progress, images, covered, contents)
+    unpacker.skipped = skipped
     if memory_dir is not None:
         unpacker.memory = _MemoryDir(Path(memory_dir))
     yield from unpacker.run(name)
+
+
+#: Told of an entry never written out: (location, declared size or None, code, summary).
+Skipped = Callable[[str, "int | None", str, str], None]
 
 
 def finding_id(location: str, code: str) -> str:
@@ -226,6 +251,7 @@ class _Unpacker:
         self.seen: set[str] = set()
         self.last_progress = 0.0
         self.nested = Nested(self, images, contents)
+        self.skipped: Skipped | None = None
 
     # -- the tree ---------------------------------------------------------------
 
@@ -233,7 +259,10 @@ class _Unpacker:
         self.scratch.mkdir(mode=0o755, parents=True, exist_ok=True)
         kind = identify.sniff(self.package)
         opens = kind in identify.ARCHIVES
-        yield Member(self.package, name, self.package_size, 0, opens)
+        yield Member(
+            self.package, name, self.package_size, 0, opens, kind=kind,
+            opened=BACK_ENDS.get(kind, ""), not_opened=_why_not(kind, opens),
+        )
         if opens:
             yield from self._open(self.package, name, kind, 0)
             yield from self.nested.finish()
@@ -271,8 +300,9 @@ class _Unpacker:
             yield from claimed
             return
         opens = kind in identify.ARCHIVES
+        why = ""
         if opens and depth + 1 > self.limits.max_depth:
-            opens = False
+            opens, why = False, "depth"
             yield from self._finding(
                 location,
                 "depth",
@@ -280,7 +310,14 @@ class _Unpacker:
             )
         elif kind in identify.UNSUPPORTED:
             yield from self._finding(location, "unsupported", _unsupported(kind))
-        yield Member(path, location, size, depth, opens, head=None if head is None else head[:HEAD_BYTES])
+        elif opens and self.stopped:
+            why = "stopped"
+        found = kind or self.nested.format or (None if size else "empty")
+        yield Member(
+            path, location, size, depth, opens, head=None if head is None else head[:HEAD_BYTES],
+            kind=found, opened=BACK_ENDS.get(kind, "") if opens and not why else "",
+            not_opened=why or _why_not(kind, opens, self.nested.format),
+        )
         if opens and not self.stopped:
             yield from self._open(path, location, kind, depth)
 
@@ -327,18 +364,19 @@ class _Unpacker:
             yield from self._link(box, parts, target, hard=False)
             return
         if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG):
-            yield from self._special(location, mode)
+            yield from self._special(location, mode, info.file_size)
             return
         if info.flag_bits & 0x1:
-            yield from self._finding(
-                location, "encrypted", f"encrypted entry was not examined: {location}"
-            )
+            summary = f"encrypted entry was not examined: {location}"
+            self._skip(location, info.file_size, "encrypted", summary)
+            yield from self._finding(location, "encrypted", summary)
             return
         if not (yield from self._precheck(box, location, info.file_size)):
             return
         try:
             src = zf.open(info)
         except READ_ERRORS as e:
+            self._skip(location, info.file_size, "corrupt", f"archive is corrupt: {e}")
             yield from self._finding(location, "corrupt", f"archive is corrupt: {e}")
             return
         stored.add(id(info))
@@ -402,7 +440,7 @@ class _Unpacker:
             yield from self._link(box, parts, info.linkname, hard=info.islnk())
             return
         if info.ischr() or info.isblk() or info.isfifo():
-            yield from self._special(location, _tar_mode(info))
+            yield from self._special(location, _tar_mode(info), None)
             return
         if not (yield from self._precheck(box, location, info.size)):
             return
@@ -505,6 +543,7 @@ class _Unpacker:
         problem = _name_problem(raw, backslash)
         if problem:
             code, summary = problem
+            self._skip(box.location + NEST + _text(raw), None, code, summary)
             yield from self._finding(box.location + NEST + _text(raw), code, summary)
             return False
         return True
@@ -527,7 +566,7 @@ class _Unpacker:
                 f"link points outside the package: {_text('/'.join(parts))} -> {_text(target)}",
             )
 
-    def _special(self, location: str, mode: int) -> Iterator:
+    def _special(self, location: str, mode: int, size: int | None) -> Iterator:
         what = (
             "character device"
             if stat.S_ISCHR(mode)
@@ -539,7 +578,9 @@ class _Unpacker:
             if stat.S_ISSOCK(mode)
             else "special file"
         )
-        yield from self._finding(location, "special", f"{what} was not extracted: {location}")
+        summary = f"{what} was not extracted: {location}"
+        self._skip(location, size, "special", summary)
+        yield from self._finding(location, "special", summary)
 
     def _precheck(self, box: _Box, location: str, declared: int):
         """Refuse, before writing anything, an entry whose declared size breaks a limit.
@@ -550,9 +591,15 @@ class _Unpacker:
         try:
             self._check(box, location, 0, declared, disk=0)
         except _Stop as stop:
+            self._skip(location, declared, "limit", stop.finding.summary)
             yield from self._stop(box, stop)
             return False
         return True
+
+    def _skip(self, location: str, size: int | None, code: str, summary: str) -> None:
+        """Tell ``skipped`` of an entry that is not written out."""
+        if self.skipped is not None:
+            self.skipped(location, size, code, summary)
 
     def _store(self, box: _Box, parts: list[str], location: str, src: BinaryIO) -> Iterator:
         """Stream one entry to disk, then yield it (and its members if it is an archive)."""
@@ -973,6 +1020,15 @@ def _size(n: int) -> str:
             return f"{n:g} {unit}" if unit == "bytes" else f"{n:.4g} {unit}"
         n /= 1024
     return str(n)
+
+
+def _why_not(kind: str | None, opens: bool, fmt: str | None = None) -> str:
+    """Why a file the unpacker lists itself is not opened ("" when it is)."""
+    if opens:
+        return ""
+    if kind in identify.UNSUPPORTED or fmt is not None:
+        return "unsupported"
+    return "leaf"
 
 
 def _unsupported(kind: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gzip
 import hashlib
 import json
 import logging
@@ -124,6 +125,7 @@ def _scan(scan_id: int, watch: ProgressWatch) -> str:
     version_id = version.id
     labels = (asset.name, version.label)
     kind = asset.kind.value
+    ids = (asset.owner_id, asset.id, version_id, scan_id)
     db.session.commit()  # no transaction stays open during a long scan
     osv = osv_database()
     progress = watch.relay(scans.progress_recorder(scan_id))
@@ -134,7 +136,8 @@ def _scan(scan_id: int, watch: ProgressWatch) -> str:
     # on a stall leaves nothing behind.
     with tempfile.TemporaryDirectory(prefix=f"scan-{scan_id}-", dir=scratch) as tmp, \
             _own_dir(settings.memory_dir, f"scan-{scan_id}-") as memory:
-        settings = replace(settings, scratch_dir=Path(tmp), memory_dir=memory)
+        inventory = Path(tmp) / "inventory.jsonl"
+        settings = replace(settings, scratch_dir=Path(tmp), memory_dir=memory, inventory=inventory)
         package = Path(tmp) / "package"
         _, sha256 = storage.fetch_to_file(
             key, package, progress=lambda done, total: progress("fetch", done, total))
@@ -145,12 +148,13 @@ def _scan(scan_id: int, watch: ProgressWatch) -> str:
                 result = scanner.scan_package(package, settings, progress, name=name, osv=osv)
             except scanner.ScanError as exc:
                 result = unscannable_result(package, name, str(exc), osv)
-    down = engine_down(result)
-    if down:
-        raise EngineUnavailable(down)
-    progress("report", 0, 1)
+        down = engine_down(result)
+        if down:
+            raise EngineUnavailable(down)
+        progress("report", 0, 1)
+        inventory_key = _store_inventory(inventory, ids)
     keys = _store_outputs(scan_id, result, labels)
-    scans.complete_scan(scan_id, result, *keys)
+    scans.complete_scan(scan_id, result, *keys, inventory_key=inventory_key)
     return result.verdict
 
 
@@ -201,6 +205,30 @@ def _store_outputs(scan_id: int, result, labels: tuple[str, str]) -> tuple[str, 
     summary = {"scan_id": scan_id, **result.to_dict()}
     storage.put_bytes(keys[2], json.dumps(summary, indent=1).encode(), "application/json")
     return keys
+
+
+#: The largest inventory stored (compressed); a larger one is not kept.
+MAX_INVENTORY_BYTES = 4 * 1024**3
+
+
+def _store_inventory(inventory: Path, ids: tuple[int, int, int, int]) -> str | None:
+    """Store the inventory the scan wrote, gzip-compressed, beside its report; its key, or
+    None when the scan wrote none (a package refused before it was opened)."""
+    if not inventory.is_file():
+        return None
+    packed = inventory.with_name(inventory.name + ".gz")
+    with open(inventory, "rb") as src, gzip.open(packed, "wb", compresslevel=6) as out:
+        shutil.copyfileobj(src, out, 1024 * 1024)
+    inventory.unlink()
+    key = storage.inventory_key(*ids)
+    with open(packed, "rb") as f:
+        try:
+            storage.put_stream(key, f, max_bytes=MAX_INVENTORY_BYTES, content_type="application/gzip")
+        except storage.TooLarge:
+            log.warning("the inventory of scan %s is over %s bytes: not stored", ids[-1],
+                        MAX_INVENTORY_BYTES)
+            return None
+    return key
 
 
 def unscannable_result(package: Path, name: str, reason: str, osv):

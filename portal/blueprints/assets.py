@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -183,6 +185,33 @@ def status(version_id: int):
 def report(version_id: int):
     """The security scan report (xlsx) of the version's latest scan."""
     return _download(*scans.report_download(current_user, version_id))
+
+
+@bp.get("/versions/<int:version_id>/inventory")
+def inventory(version_id: int):
+    """What the version's latest scan examined: one JSON line per file, gzip-compressed."""
+    name, stream = scans.inventory_download(current_user, version_id)
+    # the object's bytes are passed on as they come: nothing needs the request context
+    response = current_app.response_class(_chunks(stream), mimetype="application/gzip")
+    response.headers.set("Content-Disposition", "attachment", **_file_name_options(name))
+    return response
+
+
+def _file_name_options(name: str) -> dict:
+    """Content-Disposition options for ``name``, quoted as ``send_file`` quotes them."""
+    try:
+        name.encode("ascii")
+    except UnicodeEncodeError:
+        return {
+            "filename": name.encode("ascii", "ignore").decode(),
+            "filename*": "UTF-8''" + quote(name, safe="!#$&+-.^_`|~"),
+        }
+    return {"filename": name}
+
+
+def _chunks(stream):
+    with stream:
+        yield from stream
 
 
 @bp.get("/versions/<int:version_id>/sbom")

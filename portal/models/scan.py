@@ -63,6 +63,8 @@ class Scan(db.Model):
     report_key: Mapped[str | None] = mapped_column(String(512))
     sbom_key: Mapped[str | None] = mapped_column(String(512))
     summary_key: Mapped[str | None] = mapped_column(String(512))
+    #: The inventory of what the scan examined (gzip-compressed JSON lines), when stored.
+    inventory_key: Mapped[str | None] = mapped_column(String(512))
 
     version: Mapped["AssetVersion"] = relationship(back_populates="scans")
     findings: Mapped[list["ScanFinding"]] = relationship(

@@ -473,7 +473,8 @@ def _object_keys(asset: Asset) -> list[str]:
     for version in asset.versions:
         keys.append(version.package_key)
         for scan in version.scans:
-            keys += [scan.package_key, scan.report_key, scan.sbom_key, scan.summary_key]
+            keys += [scan.package_key, scan.report_key, scan.sbom_key, scan.summary_key,
+                     scan.inventory_key]
     return sorted({k for k in keys if k})
 
 

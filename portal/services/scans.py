@@ -190,8 +190,10 @@ def overall_percent(stage: str, done: int, total: int) -> int:
 
 
 def complete_scan(scan_id: int, result, report_key: str | None, sbom_key: str | None,
-                  summary_key: str | None) -> Scan:
+                  summary_key: str | None, inventory_key: str | None = None) -> Scan:
     """Store a finished scan's findings and components and move the version.
+
+    ``inventory_key``: where the inventory of what the scan examined is stored, if it is.
 
     The verdict moves the version only when this is its latest scan and it is
     still scanning (a newer package may have been submitted meanwhile). A scan
@@ -206,6 +208,7 @@ def complete_scan(scan_id: int, result, report_key: str | None, sbom_key: str | 
     _store_result(scan, result)
     verdict = false_positives.apply_accepted(scan)  # findings accepted on appeal no longer block
     scan.report_key, scan.sbom_key, scan.summary_key = report_key, sbom_key, summary_key
+    scan.inventory_key = inventory_key
     scan.state, scan.stage, scan.progress = ScanState.done, "done", 100
     scan.finished_at = scan.heartbeat_at = utcnow()
     scan.error = None
@@ -436,6 +439,17 @@ def sbom_download(actor: User, version_id: int) -> tuple[str, bytes]:
     if not scan.sbom_key:
         raise NotFound("This scan has no SBOM.")
     return _file_name(version, "sbom.cdx.json"), storage.get_bytes(scan.sbom_key, 256 * 1024**2)
+
+
+def inventory_download(actor: User, version_id: int) -> tuple[str, object]:
+    """(file name, a stream of its bytes) of the inventory of what the version's latest
+    scan examined: gzip-compressed JSON lines, one per file. Whoever may see the version
+    (its seller, reviewers, operators) may download it; NotFound when there is none.
+    The caller closes the stream."""
+    version, scan = _downloadable(actor, version_id)
+    if not scan.inventory_key:
+        raise NotFound("This scan has no inventory.")
+    return _file_name(version, "inventory.jsonl.gz"), storage.open_stream(scan.inventory_key)
 
 
 def _downloadable(actor: User, version_id: int) -> tuple[AssetVersion, Scan]:

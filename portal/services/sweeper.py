@@ -35,7 +35,8 @@ def known_keys() -> set[str]:
     """Every object key a row refers to, open uploads' included."""
     keys: set[str] = set(db.session.scalars(select(AssetVersion.package_key)))
     for row in db.session.execute(
-        select(Scan.package_key, Scan.report_key, Scan.sbom_key, Scan.summary_key)
+        select(Scan.package_key, Scan.report_key, Scan.sbom_key, Scan.summary_key,
+               Scan.inventory_key)
     ):
         keys.update(row)
     keys.update(db.session.scalars(select(Appeal.proof_key)))

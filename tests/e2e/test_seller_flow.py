@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "tests" / "data" / "corpus" / "packages"
 PASSWORD = "correct horse battery staple"
 SCAN_TIMEOUT_MS = 240_000
+EICAR_SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 
 
 @dataclass
@@ -220,6 +221,17 @@ def test_seller_flow(page, portal, screenshots):
     with page.expect_download() as info:
         page.get_by_role("link", name="Download SBOM").click()
     assert info.value.suggested_filename.endswith(".cdx.json")
+
+    # What the scan examined, one JSON line per file: the EICAR file found inside is there.
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download inventory").click()
+    assert info.value.suggested_filename == "eicar-nested-1.0.0-inventory.jsonl.gz"
+    import gzip
+    import json
+
+    lines = [json.loads(x) for x in gzip.decompress(info.value.path().read_bytes()).splitlines()]
+    assert lines[0]["opened"] == "zip"
+    assert any(x["sha256"] == EICAR_SHA256 for x in lines), lines
 
     # Modify offers a new upload for the rejected version.
     page.get_by_role("link", name="Modify").click()

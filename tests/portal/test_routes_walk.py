@@ -15,6 +15,7 @@ and that a refused request leaves no audit event behind. A rule with no entry fa
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -137,6 +138,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("assets.modify", "POST"): Route(SELLER, _version, changes=True),
     ("assets.report", "GET"): Route(SELLER, _version),
     ("assets.sbom", "GET"): Route(SELLER, _version),
+    ("assets.inventory", "GET"): Route(SELLER, _version),
     ("assets.status", "GET"): Route(SELLER, _version),
     ("assets.submit", "POST"): Route(SELLER, _draft, changes=True),
     ("appeals.page", "GET"): Route(SELLER, _version),
@@ -253,10 +255,12 @@ def _world(factories, seller=None) -> World:
     prefix = storage.scan_prefix(seller.id, asset.id, version.id, 0)
     scan = factories.scan(version, state=ScanState.done, verdict="rejected",
                           report_key=prefix + "report.xlsx", sbom_key=prefix + "sbom.json",
-                          summary_key=prefix + "summary.json", finished_at=utcnow())
+                          summary_key=prefix + "summary.json",
+                          inventory_key=prefix + "inventory.jsonl.gz", finished_at=utcnow())
     storage.put_bytes(scan.report_key, b"report")
     storage.put_bytes(scan.sbom_key, b"{}")
     storage.put_bytes(scan.summary_key, json.dumps(SUMMARY.to_dict()).encode())
+    storage.put_bytes(scan.inventory_key, gzip.compress(b"{}\n"))
     draft = factories.version(asset, package=b"PK\x05\x06" + b"\0" * 18)
     appeal_prefix = storage.appeal_prefix(seller.id, asset.id, version.id, storage.new_upload_id())
     appeal = Appeal(version_id=version.id, scan_id=scan.id, seller_id=seller.id,
