@@ -12,13 +12,16 @@ down_revision = '0013'
 branch_labels = None
 depends_on = None
 
+# SQLite rebuilds the table for this change: it must keep never reusing ids (0005).
+KEEP_IDS = {'sqlite_autoincrement': True}
+
 
 def upgrade():
-    with op.batch_alter_table('scans') as batch:
+    with op.batch_alter_table('scans', table_kwargs=KEEP_IDS) as batch:
         batch.add_column(sa.Column('rescan', sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
 
 
 def downgrade():
-    with op.batch_alter_table('scans') as batch:
+    with op.batch_alter_table('scans', table_kwargs=KEEP_IDS) as batch:
         batch.drop_column('rescan')

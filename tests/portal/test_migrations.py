@@ -91,3 +91,20 @@ def test_0006_drops_acceptances_of_virus_and_unscanned_findings(empty_database_u
         assert revoked_at is not None and revoked_by is None and expires_at is None
         assert "did not include the file's content" in reason
     assert by_fingerprint["vulnfp"] == (None, None, None, None)
+
+
+def test_ids_are_never_reused_after_every_migration(empty_database_url, app_config):
+    """A later migration that makes SQLite rebuild one of these tables must keep 0005's
+    AUTOINCREMENT (ids name queue jobs and stored objects)."""
+    app = _app(empty_database_url, app_config)
+    with app.app_context():
+        upgrade()
+        if db.engine.dialect.name != "sqlite":
+            db.engine.dispose()
+            return  # PostgreSQL sequences never go back
+        with db.engine.connect() as conn:
+            for table in ("assets", "asset_versions", "scans"):
+                sql = conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = ?", (table,)).scalar_one()
+                assert "AUTOINCREMENT" in sql.upper(), table
+        db.engine.dispose()
