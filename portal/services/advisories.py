@@ -25,7 +25,7 @@ from portal.models import AdvisoryFlag, AssetVersion, Scan, ScanState, User, Ver
 from portal.services import policy
 from portal.services.audit import record_event
 from portal.services.errors import Forbidden, NotFound, ValidationError
-from scanner import osv_store
+from scanner import native, osv_store
 from scanner.model import Component
 
 SYNC_STATE = "sync.json"
@@ -221,8 +221,9 @@ class Reverification:
 
 
 def reverify_scan(actor: User, scan_id: int, *, address: str | None = None) -> Reverification:
-    """Match a finished scan's stored components again against the snapshot it used, and
-    say whether its verdict still holds. Operators only; writes an audit event."""
+    """Match a finished scan's stored components again against the snapshot it used (and
+    the native-library advisories shipped with Assay), and say whether its verdict still
+    holds. Operators only; writes an audit event."""
     if actor is None or not actor.is_operator:
         raise Forbidden("Only operators re-verify scans.")
     scan = db.session.get(Scan, scan_id)
@@ -238,7 +239,10 @@ def reverify_scan(actor: User, scan_id: int, *, address: str | None = None) -> R
     database = osv_store.load(folder)
     if database.snapshot != snapshot:
         raise ValidationError(f"The kept data for {snapshot} reads as {database.snapshot}.")
-    outcome = _compare(scan, database.match(_components(scan), scan.threshold or 7.0))
+    components, threshold = _components(scan), scan.threshold or 7.0
+    # as the scan matched: the OSV snapshot plus the advisories shipped for native libraries
+    found = database.match(components, threshold) + native.match(components, threshold)
+    outcome = _compare(scan, found)
     record_event(actor, "scan.reverified", scan, address=address, after={
         "snapshot": snapshot, "holds": outcome.holds, "verdict": outcome.verdict,
         "missing": outcome.missing, "new": outcome.new})
