@@ -152,11 +152,12 @@ def import_data(root: Path, paths: list[Path], *, keep: int = 5,
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     parts: dict[str, tuple[str, list[Path]]] = {}
-    for path in paths:
+    for path in paths:  # several inputs of one ecosystem are one ecosystem's data together
         for eco, files in _parts(Path(path)).items():
-            parts[eco] = (str(path), files)
+            source, known = parts.get(eco, ("", []))
+            parts[eco] = (f"{source}, {path}" if source else str(path), known + files)
     for eco, archive in (ecosystems or {}).items():
-        _check_zip(Path(archive))
+        check_zip(Path(archive))
         parts[eco] = (eco, [Path(archive)])
     if not parts:
         raise ImportFailed(f"no OSV records found in {', '.join(map(str, paths))}")
@@ -279,7 +280,7 @@ def _parts(path: Path, *, base: bool = False) -> dict[str, list[Path]]:
     """
     if path.is_file():
         if path.suffix == ".zip" or zipfile.is_zipfile(path):
-            _check_zip(path)
+            check_zip(path)
             return {_zip_ecosystem(path): [path]}
         if path.suffix == ".json":
             return {_json_ecosystem([path], path.parent.name): [path]}
@@ -295,12 +296,12 @@ def _parts(path: Path, *, base: bool = False) -> dict[str, list[Path]]:
             zips = sorted(child.glob("*.zip"))
             if zips:
                 for archive in zips:
-                    _check_zip(archive)
+                    check_zip(archive)
                 found.setdefault(child.name, []).extend(zips)
             elif any(child.rglob("*.json")):
                 found.setdefault(child.name, []).extend(_all_json(child))
         elif child.suffix == ".zip":
-            _check_zip(child)
+            check_zip(child)
             found.setdefault(_zip_ecosystem(child), []).append(child)
     return found
 
@@ -309,7 +310,8 @@ def _all_json(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.json") if p.is_file())
 
 
-def _check_zip(path: Path) -> None:
+def check_zip(path: Path) -> None:
+    """Raise ImportFailed unless ``path`` is a whole zip archive whose members all read back."""
     if not zipfile.is_zipfile(path):
         raise ImportFailed(f"{path.name} is not a complete zip archive (a truncated download?)")
     try:

@@ -75,6 +75,8 @@ def sync_osv() -> list[SyncOutcome]:
         target = downloads / eco / "all.zip"
         try:
             headers = _download(url, target, state.get(eco, {}))
+            if headers is not None:
+                osv_store.check_zip(target)  # one broken download must not hold back the rest
         except (OSError, urllib.error.URLError, ValueError) as exc:
             outcomes[eco] = SyncOutcome(eco, "failed", f"{url}: {exc}")
             continue
@@ -279,16 +281,24 @@ def _compare(scan: Scan, findings) -> Reverification:
 class EcosystemRow:
     name: str
     records: int | None
-    modified: str
-    checked_at: str
+    modified: str  # the records' own time stamp (UTC), as OSV gives it
+    checked_at: datetime | None  # naive UTC, like the database's times
     outcome: str
     message: str
+
+
+def _utc(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @dataclass(frozen=True)
 class OsvView:
     snapshot: str  # in use, "" when none
-    created: str
+    created: datetime | None
     ecosystems: list[EcosystemRow]
     kept: list[tuple[str, dict]]
     flags: list[AdvisoryFlag]
@@ -305,10 +315,11 @@ def osv_view() -> OsvView:
     ecos = osv_store.ecosystems_of(active) if active is not None else {}
     names = sorted(set(ecos) | set(sync) | set(current_app.config["OSV_ECOSYSTEMS"]))
     rows = [EcosystemRow(n, ecos.get(n, {}).get("records"), ecos.get(n, {}).get("modified", ""),
-                         sync.get(n, {}).get("checked_at", ""), sync.get(n, {}).get("outcome", ""),
+                         _utc(sync.get(n, {}).get("checked_at", "")),
+                         sync.get(n, {}).get("outcome", ""),
                          sync.get(n, {}).get("message", "")) for n in names]
     snapshot = info.get("snapshot", "")
     if active is not None and not snapshot:
         snapshot = "files copied in by hand (no snapshot yet: run flask osv import)"
-    return OsvView(snapshot, info.get("created", ""), rows, osv_store.kept_snapshots(root),
+    return OsvView(snapshot, _utc(info.get("created", "")), rows, osv_store.kept_snapshots(root),
                    open_flags(), bool(current_app.config["OSV_ECOSYSTEMS"]))

@@ -81,6 +81,12 @@ def test_an_import_builds_a_snapshot_and_switches_to_it(app, osv_dir, tmp_path):
     assert (osv_dir / "snapshots" / osv_store.digest_of(first.snapshot)).is_dir()  # kept
     assert jobs.osv_database().snapshot == second.snapshot
 
+    # two inputs of one ecosystem in one import are that ecosystem's data together
+    one = tmp_path / "GHSA-test-0002.json"
+    one.write_text(json.dumps(record("GHSA-test-0002")))
+    third = advisories.import_osv([OSV / "PyPI", one])
+    assert third.imported == ["PyPI"] and third.ecosystems["PyPI"].records == 167
+
 
 def test_a_truncated_zip_leaves_the_snapshot_in_use(app, osv_dir, tmp_path):
     before = advisories.import_osv([OSV / "npm"])
