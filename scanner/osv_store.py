@@ -27,7 +27,7 @@ import zipfile
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scanner.match import ecosystem_base
@@ -220,7 +220,7 @@ def changed_records(old: OsvDatabase | None, new: OsvDatabase) -> list[_Record]:
 
 def _write_manifest(folder: Path, database: OsvDatabase, ecosystems: dict, imported) -> None:
     data = {"snapshot": database.snapshot, "records": database.records,
-            "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "created": datetime.now(UTC).isoformat(timespec="microseconds"),
             "imported": list(imported),
             "ecosystems": {eco: vars(info) for eco, info in ecosystems.items()}}
     (folder / MANIFEST).write_text(json.dumps(data, indent=1, sort_keys=True))

@@ -14,7 +14,7 @@ import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import current_app
@@ -110,7 +110,7 @@ def _download(url: str, target: Path, known: dict) -> dict | None:
         request.add_header("If-Modified-Since", known["last_modified"])
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        response = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT)  # noqa: S310 - http(s) only
+        response = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT)
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             return None
@@ -136,7 +136,7 @@ def read_sync_state() -> dict:
 
 
 def _record_sync(state: dict, outcomes: dict[str, SyncOutcome], fetched: dict) -> None:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     for eco, outcome in outcomes.items():
         entry = dict(state.get(eco, {}), checked_at=now, outcome=outcome.outcome,
                      message=outcome.message)
@@ -292,7 +292,7 @@ def _utc(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         return None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,7 @@ def bucket():
     served = Bucket()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             body = served.files.get(self.path)
             tag = f'"{hashlib.sha256(body).hexdigest()[:16]}"' if body is not None else ""
             status = 404 if body is None else (
@@ -275,7 +275,7 @@ def test_reverify_a_past_scan_on_its_own_snapshot(app, osv_dir, tmp_path, factor
                                                   operator):
     old = advisories.import_osv([OSV / "PyPI"])
     database = osv_store.load(osv_store.find_snapshot(osv_dir, old.snapshot))
-    version, scan = scanned(factories, VersionStatus.rejected, [
+    _, scan = scanned(factories, VersionStatus.rejected, [
         ("PyPI", "jinja2", "2.10"), ("PyPI", "examplepkg", "1.0")],
         database=database, snapshot=old.snapshot)
     assert scan.findings and scan.verdict == "rejected"
