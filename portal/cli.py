@@ -1,4 +1,4 @@
-"""Flask CLI commands: ``flask users …``, ``flask osv import``, ``flask scans …``, ``flask storage …``."""
+"""Flask CLI commands: ``flask users …``, ``flask osv import|sync``, ``flask scans …``, ``flask storage …``."""
 
 from __future__ import annotations
 

@@ -103,6 +103,8 @@ def _import_fetched(fetched: dict) -> dict[str, SyncOutcome]:
 
 def _download(url: str, target: Path, known: dict) -> dict | None:
     """Fetch ``url`` into ``target`` unless unchanged since ``known`` (None on a 304)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("ASSAY_OSV_URL must be an http:// or https:// address")
     request = urllib.request.Request(url, headers={"User-Agent": "assay-osv-sync"})
     if known.get("etag"):
         request.add_header("If-None-Match", known["etag"])

@@ -215,6 +215,13 @@ def test_sync_downloads_when_changed_and_keeps_the_data_when_broken(
     assert not (osv_dir / "downloads").exists()
 
 
+def test_sync_refuses_an_address_that_is_not_http(app, osv_dir, tmp_path):
+    app.config.update(OSV_URL=f"file://{tmp_path}", OSV_ECOSYSTEMS=("PyPI",))
+    (outcome,) = advisories.sync_osv()
+    assert outcome.outcome == "failed" and "http://" in outcome.message
+    assert osv_store.active_dir(osv_dir) is None
+
+
 def test_sync_without_ecosystems_does_nothing(app, osv_dir):
     app.config["OSV_ECOSYSTEMS"] = ()
     assert jobs.run_osv_sync() == 0
