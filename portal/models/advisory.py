@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -24,4 +24,5 @@ class AdvisoryFlag(db.Model):
     blocking: Mapped[bool] = mapped_column(default=False)  # would block under the policy now
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
-    version = relationship("AssetVersion")
+    version = relationship("AssetVersion", backref=backref(
+        "advisory_flags", cascade="all, delete-orphan", order_by="AdvisoryFlag.id"))

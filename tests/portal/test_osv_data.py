@@ -277,6 +277,11 @@ def test_an_import_flags_approved_versions_its_new_records_match(
     factories.scan(hit)  # a re-scan started after the flag settles it
     assert advisories.open_flags() == []
 
+    from portal.services import assets
+
+    assets.delete_asset(hit.asset.owner, hit.asset_id)  # its flags go with it
+    assert AdvisoryFlag.query.count() == 0
+
 
 def test_reverify_a_past_scan_on_its_own_snapshot(app, osv_dir, tmp_path, factories, client,
                                                   operator):
