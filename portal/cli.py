@@ -1,11 +1,8 @@
-"""Flask CLI commands: ``flask users …``, ``flask osv import``, ``flask scans …``, ``flask storage …``."""
+"""Flask CLI commands: ``flask users …``, ``flask osv import|sync``, ``flask scans …``, ``flask storage …``."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import time
-import zipfile
 from pathlib import Path
 
 import click
@@ -64,31 +61,44 @@ def ensure_admin() -> None:
 
 
 @osv_cli.command("import")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-def import_osv(path: Path) -> None:
-    """Copy OSV data (an ``all.zip``, a JSON file or a folder of them) into OSV_DIR."""
-    target = Path(current_app.config["OSV_DIR"])
-    target.mkdir(parents=True, exist_ok=True)
-    count = _import_osv(path, target)
-    (target / ".imported").write_text(f"{time.time():.0f} {path}\n")
-    click.echo(f"Imported {count} file(s) from {path} into {target}.")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+def import_osv(paths: tuple[Path, ...]) -> None:
+    """Switch to a new snapshot of OSV data holding PATHS: ``all.zip`` files, JSON files or
+    folders of them (a folder of ecosystem folders too). Ecosystems not named keep their data."""
+    from portal.services import advisories
+
+    try:
+        result = advisories.import_osv(list(paths))
+    except ServiceError as exc:
+        raise click.ClickException(f"{exc.message} (the data in use is unchanged)") from None
+    _echo_import(result)
 
 
-def _import_osv(path: Path, target: Path) -> int:
-    if path.is_dir():
-        dest = target / path.name
-        shutil.copytree(path, dest, dirs_exist_ok=True)
-        return sum(1 for _ in dest.rglob("*.json"))
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:  # the scanner reads all.zip files as they are
-            count = sum(1 for n in archive.namelist() if n.endswith(".json"))
-        name = path.name if path.name != "all.zip" else f"{path.parent.name or 'osv'}-all.zip"
-        shutil.copy2(path, target / name)
-        return count
-    if path.suffix == ".json":
-        shutil.copy2(path, target / path.name)
-        return 1
-    raise click.ClickException(f"{path} is not an OSV zip, JSON file or folder.")
+def _echo_import(result) -> None:
+    for eco in result.imported:
+        info = result.ecosystems[eco]
+        click.echo(f"{eco}: {info.records} record(s), newest modified {info.modified or '-'}")
+    state = "unchanged, already kept" if result.unchanged else "new"
+    click.echo(f"Snapshot in use: {result.snapshot} ({state}); "
+               f"{len(result.changed)} record(s) new or changed.")
+
+
+@osv_cli.command("sync")
+def sync_osv() -> None:
+    """Download the configured ecosystems' ``all.zip`` (ASSAY_OSV_URL, ASSAY_OSV_ECOSYSTEMS)
+    when changed, and switch to a snapshot holding them."""
+    from portal.services import advisories
+
+    if not current_app.config["OSV_ECOSYSTEMS"]:
+        raise click.ClickException("No ecosystems to sync: set ASSAY_OSV_ECOSYSTEMS "
+                                   "(e.g. PyPI,npm,Maven,Go).")
+    outcomes = advisories.sync_osv()
+    for outcome in outcomes:
+        click.echo(f"{outcome.ecosystem}: {outcome.outcome}"
+                   + (f" ({outcome.message})" if outcome.message else ""))
+    if any(o.outcome == "failed" for o in outcomes):
+        raise click.ClickException("Some ecosystems failed; their data in use is unchanged.")
 
 
 @scans_cli.command("drain-outbox")

@@ -36,6 +36,15 @@ def from_env() -> dict:
         "S3_REGION": os.environ.get("ASSAY_S3_REGION", "us-east-1"),
         "CLAMD_ADDRESS": os.environ.get("ASSAY_CLAMD", "tcp://127.0.0.1:3310"),
         "OSV_DIR": os.environ.get("ASSAY_OSV_DIR", str(var / "osv")),
+        # Snapshots of the OSV data kept by digest (past verdicts are re-verified on them).
+        "OSV_KEEP": _int("ASSAY_OSV_KEEP", 5),
+        # ``flask osv sync`` fetches <OSV_URL>/<Ecosystem>/all.zip for each of OSV_ECOSYSTEMS;
+        # the worker runs it daily when OSV_ECOSYSTEMS is set (empty: offline, no sync).
+        "OSV_URL": os.environ.get("ASSAY_OSV_URL",
+                                  "https://osv-vulnerabilities.storage.googleapis.com"),
+        "OSV_ECOSYSTEMS": tuple(e.strip() for e in os.environ.get("ASSAY_OSV_ECOSYSTEMS", "")
+                                .split(",") if e.strip()),
+        "OSV_SYNC_INTERVAL": _int("ASSAY_OSV_SYNC_INTERVAL", 24 * 3600),
         "SCRATCH_DIR": os.environ.get("ASSAY_SCRATCH_DIR", str(var / "scratch")),
         # Small files of a scan go to this memory file system while it has room; "" turns it off.
         "SCAN_MEMORY_DIR": os.environ.get("ASSAY_SCAN_MEMORY_DIR", str(MEMORY_DIR)),

@@ -75,7 +75,7 @@ def current_job_id() -> str | None:
     return job.id if job is not None else None
 
 
-#: Periodic jobs: (dotted job name, interval in seconds).
+#: Periodic jobs: (dotted job name, interval in seconds or the setting that holds it).
 PERIODIC = (
     ("worker.jobs.drain_outbox", 10),
     ("worker.jobs.reap_stuck_scans", 60),
@@ -83,7 +83,13 @@ PERIODIC = (
     ("worker.jobs.run_reminders", 300),
     ("worker.jobs.run_abort_abandoned_uploads", 3600),
     ("worker.jobs.watch_uploads", 60),
+    ("worker.jobs.run_osv_sync", "OSV_SYNC_INTERVAL"),  # does nothing without OSV_ECOSYSTEMS
 )
+
+
+def period_of(interval: int | str) -> int:
+    """A periodic job's interval in seconds (a setting's name is looked up)."""
+    return int(current_app.config[interval]) if isinstance(interval, str) else int(interval)
 
 
 def claim_period(name: str, interval: int, owner: str, connection: Redis | None = None) -> bool:

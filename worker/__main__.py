@@ -3,7 +3,7 @@
 The app is built once, before the worker forks a work horse per job. The main
 process never touches the database, so no horse inherits a connection. The
 periodic jobs (outbox drain, reaper, orphan sweep, SLA reminders, abandoned and
-oversized uploads) run in a child process; a Redis key per job and period lets
+oversized uploads, the daily vulnerability-data sync) run in a child process; a Redis key per job and period lets
 only one scheduler run each of them, however many workers run on however many
 machines.
 """
@@ -61,12 +61,13 @@ def run_scheduler(app, owner: str, tick: float = 1.0, rounds: int | None = None)
                "worker.jobs.sweep_orphans": jobs.sweep_orphans,
                "worker.jobs.run_reminders": jobs.run_reminders,
                "worker.jobs.run_abort_abandoned_uploads": jobs.run_abort_abandoned_uploads,
-               "worker.jobs.watch_uploads": jobs.watch_uploads}
+               "worker.jobs.watch_uploads": jobs.watch_uploads,
+               "worker.jobs.run_osv_sync": jobs.run_osv_sync}
     done = 0
     while rounds is None or done < rounds:
         with app.app_context():
             for name, interval in queue.PERIODIC:
-                _run_periodic(name, interval, runners[name], owner)
+                _run_periodic(name, queue.period_of(interval), runners[name], owner)
         done += 1
         time.sleep(tick)
 

@@ -260,9 +260,11 @@ def unscannable_result(package: Path, name: str, reason: str, osv):
 # --- vulnerability data: loaded once per worker process -------------------------------------
 
 def osv_database():
-    """The OSV data under OSV_DIR, loaded once and again only when it changes.
+    """The OSV snapshot in use under OSV_DIR, loaded once and again only when it changes.
 
-    The worker warms this before forking, so each work horse inherits it.
+    The worker warms this before forking, so each work horse inherits it. An import that
+    switches snapshots meanwhile does not touch a scan under way: it holds the database
+    it started with, and the folder of that snapshot is kept by digest.
     """
     from scanner.osv import OsvDatabase
 
@@ -279,16 +281,25 @@ def osv_database():
 
 
 def osv_sources(root: Path) -> list[Path]:
-    """OSV_DIR itself (JSON records at any depth) and the ``all.zip`` files in it."""
-    return [root, *sorted(p for p in root.glob("*.zip") if p.is_file())]
+    """The folders and ``all.zip`` files of the snapshot in use (see :mod:`scanner.osv_store`)."""
+    from scanner import osv_store
+
+    active = osv_store.active_dir(root)
+    return osv_store.sources(active) if active is not None else []
 
 
 def _osv_stamp(root: Path) -> tuple | None:
-    """What changes when the data does: the folder's and its children's mtimes."""
-    if not root.is_dir():
+    """What changes when the data does: the snapshot in use (a snapshot never changes), or
+    in a folder without snapshots, its own and its children's mtimes."""
+    from scanner import osv_store
+
+    active = osv_store.active_dir(root)
+    if active is None:
         return None
+    if active != root:
+        return (str(active),)
     entries = [(p.name, p.stat().st_mtime_ns) for p in sorted(root.iterdir())]
-    return (str(root), root.stat().st_mtime_ns, tuple(entries)) if entries else None
+    return (str(root), root.stat().st_mtime_ns, tuple(entries))
 
 
 # --- heartbeat and stall watch ----------------------------------------------------------
@@ -461,3 +472,18 @@ def run_abort_abandoned_uploads() -> int:
 def watch_uploads() -> int:
     """Measure what storage holds for each open direct upload; abort those past their size."""
     return uploads.watch_open_uploads()
+
+
+@in_app_context
+def run_osv_sync() -> int:
+    """Download and switch in the configured ecosystems' OSV data when it changed (daily);
+    how many ecosystems were updated. Nothing happens without OSV_ECOSYSTEMS."""
+    from portal.services import advisories
+
+    if not current_app.config["OSV_ECOSYSTEMS"]:
+        return 0
+    outcomes = advisories.sync_osv()
+    for outcome in outcomes:
+        if outcome.outcome == "failed":
+            log.warning("OSV sync of %s failed: %s", outcome.ecosystem, outcome.message)
+    return sum(o.outcome == "updated" for o in outcomes)

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render
 from portal.forms import ROLE_CHOICES, RoleForm, UserCreateForm
-from portal.services import access, audit_trail, false_positives, scans, signatures, users
+from portal.services import access, advisories, audit_trail, false_positives, scans, signatures, users
 from portal.services.errors import NotFound, ServiceError, ValidationError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -128,7 +128,32 @@ def scan_list():
 def data():
     """What the verdicts rest on: clamd's signatures, the vulnerability data, the engines
     the newest scan ran with."""
-    return render_template("admin/data.html", view=signatures.data_view())
+    return render_template("admin/data.html", view=signatures.data_view(),
+                           osv=advisories.osv_view())
+
+
+@bp.post("/scans/<int:scan_id>/reverify")
+def scan_reverify(scan_id: int):
+    """Match a past scan's stored components again on the vulnerability data it used."""
+    try:
+        outcome = advisories.reverify_scan(current_user, scan_id, address=request.remote_addr)
+    except ValidationError as error:
+        flash(f"Scan #{scan_id} cannot be re-verified: {error}", "error")
+        return redirect(url_for("assets.detail", asset_id=advisories.asset_of_scan(scan_id)))
+    flash(_reverified_text(outcome), "success" if outcome.holds else "error")
+    return redirect(url_for("assets.detail", asset_id=outcome.scan.version.asset_id))
+
+
+def _reverified_text(outcome) -> str:
+    head = f"Scan #{outcome.scan.id} re-verified on {outcome.snapshot}: "
+    if outcome.holds:
+        return head + f"the verdict ({outcome.scan.verdict}) still holds."
+    changes = [f"now {outcome.verdict}, was {outcome.scan.verdict}"]
+    if outcome.missing:
+        changes.append("no longer found: " + ", ".join(outcome.missing))
+    if outcome.new:
+        changes.append("found now: " + ", ".join(outcome.new))
+    return head + "it does not hold (" + "; ".join(changes) + ")."
 
 
 @bp.post("/versions/<int:version_id>/rescan")

@@ -1,5 +1,6 @@
 """Typed models, one module per aggregate. Import them from here."""
 
+from portal.models.advisory import AdvisoryFlag
 from portal.models.appeal import (
     AcceptedFalsePositive, Appeal, AppealClaim, AppealDecision, AppealEvidence, ClaimVerdict,
 )
@@ -14,7 +15,7 @@ from portal.models.upload import UploadSession, UploadState
 from portal.models.user import Role, User
 
 __all__ = [
-    "AcceptedFalsePositive", "Appeal", "AppealClaim", "AppealDecision", "AppealEvidence",
+    "AdvisoryFlag", "AcceptedFalsePositive", "Appeal", "AppealClaim", "AppealDecision", "AppealEvidence",
     "CalendarDay", "ClaimVerdict", "Notification", "PolicyVersion",
     "Asset", "AssetKind", "AssetVersion", "VersionStatus", "AuditEvent", "Product",
     "product_versions", "Scan", "ScanComponent", "ScanFinding", "ScanState", "Role", "User",

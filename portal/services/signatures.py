@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
@@ -83,20 +82,10 @@ class DataView:
     clamav: ClamavStatus
     last_scan: Scan | None  # the newest finished scan, with the engines it recorded
     osv_dir: str
-    ecosystems: list[tuple[str, int]]  # (ecosystem, records) in the web machine's OSV copy
-    archives: list[tuple[str, int]]  # (all.zip file, bytes)
 
 
 def data_view() -> DataView:
-    """The operators' data page."""
+    """The operators' data page (the vulnerability data: ``advisories.osv_view``)."""
     last = db.session.scalars(select(Scan).where(Scan.state == ScanState.done)
                               .order_by(Scan.finished_at.desc(), Scan.id.desc()).limit(1)).first()
-    root = Path(current_app.config["OSV_DIR"])
-    ecosystems, archives = [], []
-    if root.is_dir():
-        for child in sorted(root.iterdir()):
-            if child.is_dir():
-                ecosystems.append((child.name, sum(1 for _ in child.rglob("*.json"))))
-            elif child.suffix == ".zip":
-                archives.append((child.name, child.stat().st_size))
-    return DataView(clamav_status(fresh=True), last, str(root), ecosystems, archives)
+    return DataView(clamav_status(fresh=True), last, current_app.config["OSV_DIR"])

@@ -44,18 +44,19 @@ def test_osv_import_folder_and_zip(app, tmp_path):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["osv", "import", str(OSV / "PyPI")])
     assert result.exit_code == 0, result.output
-    assert list((tmp_path / "osv" / "PyPI").glob("*.json"))
+    assert "PyPI: 166 record(s)" in result.output
+    assert list((tmp_path / "osv" / "current" / "PyPI").glob("*.json"))
     archive = tmp_path / "all.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for record in sorted((OSV / "npm").glob("*.json"))[:3]:
             z.write(record, record.name)
     result = runner.invoke(args=["osv", "import", str(archive)])
-    assert "Imported 3 file(s)" in result.output
-    assert (tmp_path / "osv" / f"{tmp_path.name}-all.zip").exists()
+    assert "npm: 3 record(s)" in result.output and "3 record(s) new or changed" in result.output
+    assert (tmp_path / "osv" / "current" / "npm" / "all.zip").exists()
 
     from worker.jobs import osv_sources
 
-    assert len(osv_sources(tmp_path / "osv")) == 2
+    assert [p.name for p in osv_sources(tmp_path / "osv")] == ["PyPI", "npm", "all.zip"]
 
 
 def test_storage_sweep_removes_old_orphans_only(app, factories):

@@ -177,6 +177,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("admin.data", "GET"): Route(OPERATOR),
     ("admin.version_rescan", "POST"): Route(OPERATOR, _version, changes=True),
     ("admin.rescan_all", "POST"): Route(OPERATOR, changes=True),
+    ("admin.scan_reverify", "POST"): Route(OPERATOR, lambda w: {"scan_id": w.scan.id},
+                                           changes=True),
     ("admin.acceptances", "GET"): Route(OPERATOR, _asset),
     ("admin.acceptance_revoke", "POST"): Route(
         OPERATOR, lambda w: {"acceptance_id": _acceptance(w)}, changes=True),
