@@ -1,14 +1,14 @@
 """advisory_flags: Approved versions matched by advisories an OSV import added or changed
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-02 11:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
