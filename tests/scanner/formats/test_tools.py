@@ -194,5 +194,6 @@ def test_a_real_tool_is_stopped_at_the_scans_output_cap(tmp_path, fmt):
     out = tmp_path / "out"
     out.mkdir()
     problems = extract(fmt, image, out, limits=Limits(max_tool_output_bytes=200))
-    assert problems and all("output over the 200-byte limit" in p.reason for p in problems), problems
+    assert problems, problems
+    assert all("output over the 200-byte limit" in p.reason for p in problems), problems
     assert not [p for p in out.rglob("*") if p.is_file()]
