@@ -16,7 +16,6 @@ import lzma
 import os
 import stat
 import tarfile
-import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -40,49 +39,13 @@ def outside(tmp_path):
     assert not os.path.lexists(target), f"{target} was written outside the scratch root"
 
 
-def allocated(root: Path) -> int:
-    """Bytes the files under ``root`` really take on disk (blocks, not apparent size)."""
-    total = 0
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-            except FileNotFoundError:  # removed while it was measured
-                pass
-    return total
-
-
-class PeakDisk:
-    """The most disk the files under ``root`` took at once, sampled while a block runs."""
-
-    def __init__(self, root: Path, every: float = 0.02):
-        self.root, self.every, self.peak = root, every, 0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while True:
-            self.peak = max(self.peak, allocated(self.root))
-            if self._done.wait(self.every):
-                return
-
-    def __enter__(self) -> PeakDisk:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, allocated(self.root))
-
-
 def run(tmp_path: Path, package: Path, limits: Limits | None = None, name: str | None = None):
     """Unpack ``package`` two levels below tmp_path, then check containment and the disk
     it really took."""
     scratch = tmp_path / "work" / "deep" / "scratch"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     before = _walk(tmp_path)
-    with PeakDisk(scratch.parent) as disk:
+    with hostile.PeakDisk(scratch.parent) as disk:
         result = unpack(package, scratch, limits or Limits(), name=name or package.name)
     after = _walk(tmp_path)
     added = after - before
@@ -359,7 +322,7 @@ def test_compressed_package_bomb_with_the_default_ratio(tmp_path):
         s.startswith("expansion ratio over 200: the rest of bomb.tar.gz") for s in summaries(result)
     )
     assert "bomb.tar.gz!/good.txt" in locations(result)
-    assert allocated(tmp_path / "work") < SCRATCH_CAP
+    assert hostile.allocated(tmp_path / "work") < SCRATCH_CAP
 
 
 def test_zeros_cost_no_disk_and_are_no_bomb(tmp_path):
@@ -378,7 +341,7 @@ def test_zeros_cost_no_disk_and_are_no_bomb(tmp_path):
     members = locations(result)
     assert members["images.tar.gz!/disk.img"].size == 256 * 1024 * 1024
     assert members["images.tar.gz!/zeros.gz!/zeros"].size == 64 * 1024 * 1024
-    assert allocated(tmp_path / "work") < 8 * 1024 * 1024
+    assert hostile.allocated(tmp_path / "work") < 8 * 1024 * 1024
     disk = members["images.tar.gz!/disk.img"].path.read_bytes()
     assert disk.startswith(b"boot sector\1") and disk.count(0) == 256 * 1024 * 1024 - 512
 
@@ -443,7 +406,7 @@ def test_sparse_member_counts_its_apparent_size(tmp_path, posix):
     result = run(tmp_path / "again", small)
     assert result.findings == []
     assert locations(result)["small.tar!/sparse.img"].size == 1024**3
-    assert allocated(tmp_path / "again") < 8 * 1024 * 1024
+    assert hostile.allocated(tmp_path / "again") < 8 * 1024 * 1024
 
 
 def test_too_many_members(tmp_path):
