@@ -545,3 +545,16 @@ def test_streamed_zip_with_data_descriptors_is_salvaged(tmp_path):
     members = locations(result)
     assert members["streamed.zip!/a.txt"].path.read_bytes() == b"hello" * 1000
     assert members["streamed.zip!/b/c.txt"].path.read_bytes() == b"world" * 10
+
+
+def test_a_tar_gz_whose_checksum_is_wrong_is_reported(tmp_path):
+    """The gzip member's CRC is checked at its end: its bytes were not what was packed."""
+    good = hostile.make_tar(tmp_path / "p.tar", [("first.txt", hostile.GOOD)])
+    data = bytearray(gzip.compress(good.read_bytes()))
+    data[-8] ^= 0xFF  # the CRC32 in the trailer
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(bytes(data))
+    result = run(tmp_path, package)
+    assert summaries(result) == [
+        "archive is corrupt: zlib error: Error -3 while decompressing data: incorrect data check"
+    ]
