@@ -59,7 +59,7 @@ def test_a_4gb_ext4_image_of_zeros_costs_no_disk(tmp_path, scan_package_at):
     seconds = time.monotonic() - started
     found(result, f"pkg.tar.gz{NEST}rootfs.ext4{NEST}")
     assert disk.peak < 64 * MiB, f"{disk.peak} bytes allocated on the scratch disk"
-    assert seconds < 90, f"{seconds:.0f} s"
+    assert seconds < 60, f"{seconds:.0f} s"
 
 
 @needs("qemu-img")
