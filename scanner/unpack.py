@@ -47,6 +47,7 @@ RATIO_FLOOR = 1024 * 1024
 #: Runs of zeros this long (and aligned) are left as holes in the file written, and
 #: cost no disk: empty blocks of a file-system or disk image are not data.
 HOLE = 4096
+_ZERO_CHUNK = bytes(CHUNK)
 #: How much of the data after a tar archive's last readable header is inspected.
 TAIL_PROBE = 64 * 1024 * 1024
 #: The longest link target read from a zip entry.
@@ -404,8 +405,15 @@ class _Unpacker:
     def _tar(self, path: Path, box: _Box) -> Iterator:
         with open(path, "rb") as raw:
             counted = _Counting(raw)
+            gzipped = raw.peek(2)[:2] == GZIP_MAGIC
             try:
-                tf = tarfile.open(fileobj=counted, mode="r|*")  # noqa: SIM115 (closed below)
+                # gzip is inflated here, in bounded pieces: tarfile's own stream reader
+                # copies the whole output of each read, slow on long runs of zeros
+                tf = tarfile.open(  # noqa: SIM115 (closed below)
+                    fileobj=_Gunzip(counted) if gzipped else counted,
+                    mode="r|" if gzipped else "r|*",
+                    bufsize=CHUNK,
+                )
             except READ_ERRORS as e:
                 yield from self._finding(box.location, "corrupt", f"archive is corrupt: {e}")
                 return
@@ -875,6 +883,8 @@ def _layout(chunk: bytes) -> tuple[list[tuple[int, memoryview]] | None, int, int
     ``dense``: the bytes that are neither zeros nor erased flash (0xFF), the only ones an
     expansion ratio judges: empty and erased blocks are what images are mostly made of.
     """
+    if len(chunk) == CHUNK and chunk == _ZERO_CHUNK:  # the usual empty block, at memcmp speed
+        return [], 0, 0
     zeros, erased = chunk.count(0), chunk.count(255)
     if zeros == len(chunk):
         return [], 0, 0
@@ -1119,7 +1129,8 @@ def _consumed(stream) -> bool:
     if getattr(stream, "buf", None) != b"" or getattr(stream, "dbuf", b"") != b"":
         return False
     if comptype == "tar":
-        return True
+        inner = getattr(stream, "fileobj", None)
+        return inner.consumed() if isinstance(inner, _Gunzip) else True
     decompressor = getattr(stream, "cmp", None)
     trailer = _TRAILERS.get(comptype)
     if trailer is None or not getattr(decompressor, "eof", False):
@@ -1212,6 +1223,36 @@ class _Bounded:
     def finish(self) -> None:
         while self.left > 0 and self.read(CHUNK):
             pass
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Gunzip:
+    """A gzip stream inflated as it is read, ``n`` bytes at most at a time.
+
+    One member is read, as tarfile did, and its CRC and length are checked at its end;
+    whatever follows it is left unread (and the archive is then not covered).
+    """
+
+    def __init__(self, f):
+        self.f = f
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def read(self, n: int = CHUNK) -> bytes:
+        n = n if n and n > 0 else CHUNK
+        while not self.d.eof:
+            data = self.d.unconsumed_tail or self.f.read(CHUNK)
+            if not data:
+                raise EOFError("compressed data ends early")
+            out = self.d.decompress(data, n)
+            if out:
+                return out
+        return b""
+
+    def consumed(self) -> bool:
+        """Whether the member ended and nothing at all followed it."""
+        return self.d.eof and not self.d.unused_data and not self.f.read(1)
 
 
 class _Inflating:

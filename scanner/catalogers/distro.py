@@ -427,9 +427,10 @@ def _rpm_format(head: bytes) -> str | None:
 def _wanted_dpkg(path: str) -> bool:
     if any(path == s or path.endswith("/" + s) for s in _DPKG):
         return True
-    head, _, tail = path.rpartition(_DPKG_DIR)
+    head, found, tail = path.rpartition(_DPKG_DIR)
     return (
-        bool(tail)
+        bool(found)
+        and bool(tail)
         and (not head or head.endswith("/"))
         and "/" not in tail
         and not tail.endswith(".md5sums")

@@ -41,6 +41,7 @@ def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) 
             timeout=timeout,
             max_file_bytes=limits.max_file_bytes,
             watch=(stage, budget.cap),
+            limits=limits,
         )
         errors = [ln.strip() for ln in res.stderr.splitlines() if ln.strip().startswith("<E>")]
         if res.over_cap:

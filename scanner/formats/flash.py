@@ -53,6 +53,7 @@ def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) 
             timeout=timeout,
             max_file_bytes=limits.max_file_bytes,
             watch=(dest, budget.cap),
+            limits=limits,
         )
         if res.over_cap:
             problems.append(Problem("", f"{name} output passed the {budget.cap}-byte limit; stopped"))

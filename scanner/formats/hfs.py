@@ -54,18 +54,21 @@ class _Entry:
 
 
 class _Volume:
-    """One mounted image: the tools run with their own HOME and a shared deadline."""
+    """One mounted image: the tools run with their own HOME, a shared deadline and the
+    scan's limits."""
 
-    def __init__(self, home: Path, timeout: float):
+    def __init__(self, home: Path, timeout: float, limits: Limits | None = None):
         self.home = home
         self.deadline = time.monotonic() + timeout
+        self.limits = limits
 
     def run(self, *argv: str | bytes, watch: tuple[Path, int] | None = None):
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
         args = [os.fsdecode(a) for a in argv]
-        res = run_tool(args, cwd=self.home, timeout=left, watch=watch, env={"HOME": str(self.home)})
+        res = run_tool(args, cwd=self.home, timeout=left, watch=watch, env={"HOME": str(self.home)},
+                       limits=self.limits)
         if res.timed_out:
             raise TimeoutError
         return res
@@ -79,7 +82,7 @@ def extract(fmt: str, path: Path, outdir: Path, limits: Limits, timeout: float) 
     budget = Budget(limits, path.stat().st_size)
     home = staging_dir(outdir)
     stage = staging_dir(outdir)
-    volume = _Volume(home, timeout)
+    volume = _Volume(home, timeout, limits)
     try:
         res = volume.run("hmount", str(path))
         if res.returncode != 0:

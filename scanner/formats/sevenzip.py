@@ -108,13 +108,13 @@ def _extract(
         # in their own right and are opened as such. Never let a tool follow the names.
         return []
     if fmt in QEMU_FORMATS and depth == 0:
-        refusal = _refers_elsewhere(fmt, path)
+        refusal = _refers_elsewhere(fmt, path, budget)
         if refusal:
             return [Problem("", f"{fmt} image could not be opened: {refusal}")]
     binary = tool()
     if binary is None:
         return [Problem("", "7-Zip (7zz) is not installed")]
-    listing = list_archive(binary, path, clock)
+    listing = list_archive(binary, path, clock, budget.limits)
     if fmt in QEMU_FORMATS and depth == 0 and (not listing.opened or listing.errors):
         return _via_qemu(fmt, path, outdir, budget, clock)
     if listing.opened:
@@ -136,13 +136,18 @@ def _is_descriptor(path: Path) -> bool:
         return fh.read(21) == b"# Disk DescriptorFile"
 
 
-def list_archive(binary: str, path: Path, clock: _Clock) -> Listing:
+def list_archive(binary: str, path: Path, clock: _Clock, limits: Limits | None = None) -> Listing:
     res = run_tool(
         [binary, "l", "-slt", "-sccUTF-8", "-bd", "-p", "--", str(path.resolve())],
         timeout=clock.left(),
+        limits=limits,
     )
     if res.timed_out:
         return Listing(False, message=f"listing timed out after {clock.timeout:.0f} s")
+    if res.over_output or res.returncode not in (0, 1, 2):
+        # a listing cut short, or a 7-Zip killed or that never started (a memory limit):
+        # nothing to plan the extraction with
+        return Listing(False, message=_last(res.stderr))
     return parse_listing(res.stdout, res.stderr, res.returncode or 0)
 
 
@@ -234,11 +239,14 @@ def _extract_7z(
             timeout=clock.left(),
             max_file_bytes=budget.limits.max_file_bytes,
             watch=(files, budget.cap - budget.total),
+            limits=budget.limits,
         )
         if res.over_cap:
             problems.append(Problem("", "7-Zip wrote more than the image declared; stopped"))
         elif res.timed_out:
             problems.append(Problem("", f"7-Zip timed out after {clock.timeout:.0f} s"))
+        elif res.over_output:
+            problems.append(Problem("", f"7-Zip could not extract in full: {_last(res.stderr)}"))
         else:
             problems += _messages(res.stdout + "\n" + res.stderr, res.returncode or 0, path)
         problems += harvest(files, outdir, budget)
@@ -247,6 +255,11 @@ def _extract_7z(
     finally:
         remove_tree(stage)
     return problems
+
+
+def _last(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "unknown error"
 
 
 def _missing(expected: set[str], outdir: Path, problems: list[Problem]) -> list[Problem]:
@@ -315,7 +328,8 @@ def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock)
     if qemu is None:
         return [Problem("", f"{fmt} image could not be opened by 7-Zip and qemu-img is not installed")]
     driver = QEMU_FORMATS[fmt]
-    info = run_tool([qemu, "info", "--output=json", "-f", driver, str(path.resolve())], timeout=60)
+    info = run_tool([qemu, "info", "--output=json", "-f", driver, str(path.resolve())],
+                    timeout=min(60, clock.left()), limits=budget.limits)
     reason = _unsafe_for_qemu(info.stdout, path, budget) if info.returncode == 0 else (
         info.stderr.strip().splitlines() or ["qemu-img could not read it"]
     )[-1]
@@ -328,7 +342,12 @@ def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock)
             [qemu, "convert", "-f", driver, "-O", "raw", str(path.resolve()), str(raw)],
             cwd=stage,
             timeout=clock.left(),
+            watch=(stage, budget.cap - budget.total),  # the raw disk is sparse: data only
+            limits=budget.limits,
         )
+        if res.over_cap:
+            return [Problem("", f"qemu-img wrote more than the {budget.cap - budget.total} bytes"
+                                " of scratch space left; stopped")]
         if res.timed_out:
             return [Problem("", f"qemu-img timed out after {clock.timeout:.0f} s")]
         if res.returncode != 0:
@@ -339,19 +358,23 @@ def _via_qemu(fmt: str, path: Path, outdir: Path, budget: Budget, clock: _Clock)
         remove_tree(stage)
 
 
-def _refers_elsewhere(fmt: str, path: Path) -> str | None:
-    """Why a virtual disk must not be opened at all: it names a parent or extent file.
+def _refers_elsewhere(fmt: str, path: Path, budget: Budget) -> str | None:
+    """Why a virtual disk must not be opened at all: it names a parent or extent file,
+    or its virtual size is more than the scratch space left.
 
     Differencing disks (qcow2 backing files, VHD/VHDX/VDI parents, VMDK parent
     hints) are refused before 7-Zip or qemu-img sees them, so no tool ever opens a
-    file by a name the seller chose. ``qemu-img info`` reads headers only.
+    file by a name the seller chose. ``qemu-img info`` reads headers only. 7-Zip
+    writes a disk it cannot see into as one raw file, zeros included, so a disk
+    whose virtual size would not fit is refused before anything is written.
     """
     if _has_parent(fmt, path):
         return "it is a differencing disk that refers to a parent file outside the package"
     qemu = shutil.which("qemu-img")
     if qemu is None:
         return None
-    info = run_tool([qemu, "info", "--output=json", "-f", QEMU_FORMATS[fmt], str(path.resolve())], timeout=60)
+    info = run_tool([qemu, "info", "--output=json", "-f", QEMU_FORMATS[fmt], str(path.resolve())],
+                    timeout=60, limits=budget.limits)
     if info.returncode != 0:
         return None  # unreadable headers: 7-Zip decides, the fallback re-checks
     try:
@@ -360,7 +383,29 @@ def _refers_elsewhere(fmt: str, path: Path) -> str | None:
         return None
     if data.get("backing-filename") or data.get("full-backing-filename"):
         return "it is a differencing disk that refers to a parent file outside the package"
+    return _too_large(data, budget)
+
+
+def _too_large(info: dict, budget: Budget) -> str | None:
+    """Why a disk of this virtual size does not fit the scratch space left, or None."""
+    try:
+        virtual = int(info.get("virtual-size") or 0)
+    except (TypeError, ValueError):
+        return "qemu-img gave no usable virtual size"
+    left = max(0, budget.cap - budget.total)
+    if virtual > left:
+        return (f"its virtual size of {virtual} bytes ({_human(virtual)}) is over the"
+                f" {left}-byte limit (the scratch space left)")
     return None
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:g} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
 
 
 #: VHDX metadata item "Parent Locator" (A8D35F2D-B30B-454D-ABF7-D3D84834AB0C), as stored.
@@ -395,8 +440,9 @@ def _unsafe_for_qemu(info_json: str, path: Path, budget: Budget) -> str | None:
         return "qemu-img gave no usable description"
     if info.get("backing-filename") or info.get("full-backing-filename"):
         return "it refers to a backing file outside the package"
-    if int(info.get("virtual-size") or 0) > budget.limits.max_total_bytes:
-        return f"its virtual size is over the {budget.limits.max_total_bytes}-byte limit"
+    too_large = _too_large(info, budget)
+    if too_large:
+        return too_large
     extents = ((info.get("format-specific") or {}).get("data") or {}).get("extents") or []
     for ext in extents:
         if Path(ext.get("filename", "")).resolve() != path.resolve():

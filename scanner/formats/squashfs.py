@@ -22,7 +22,7 @@ def unsquashfs(path: Path, outdir: Path, budget: Budget, timeout: float) -> list
     if tool is None:
         return [Problem("", "SquashFS could not be opened: unsquashfs is not installed")]
     image = str(path.resolve())
-    listing = run_tool([tool, "-n", "-lls", image], timeout=timeout)
+    listing = run_tool([tool, "-n", "-lls", image], timeout=timeout, limits=budget.limits)
     if listing.timed_out:
         return [Problem("", f"unsquashfs timed out after {timeout:.0f} s")]
     if listing.returncode != 0:
@@ -41,6 +41,7 @@ def unsquashfs(path: Path, outdir: Path, budget: Budget, timeout: float) -> list
             timeout=timeout,
             max_file_bytes=budget.limits.max_file_bytes,
             watch=(stage, budget.cap - budget.total),
+            limits=budget.limits,
         )
         if res.over_cap:
             problems.append(Problem("", "unsquashfs wrote more than the image declared; stopped"))

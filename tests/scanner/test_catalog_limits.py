@@ -210,3 +210,16 @@ def test_a_yarn_lock_over_its_size_limit_is_a_finding(tmp_path):
     [finding] = result.findings
     assert finding.location == "pkg.tar!/app/yarn.lock"
     assert "over the 67108864-byte limit" in finding.summary
+
+
+def test_a_large_file_at_a_containers_top_is_no_metadata_file(tmp_path):
+    """Only files under ``var/lib/dpkg/status.d/`` are dpkg entries: a disk image at the
+    top of a package is not read (nor reported) as one."""
+    result = unpacked(tmp_path, {
+        "rootfs.ext4": MAX_TEXT + 1,
+        "disk.vmdk": MAX_TEXT + 1,
+        "var/lib/dpkg/status.d/big": MAX_TEXT + 1,
+    })
+    catalog(result)
+    [finding] = result.findings
+    assert finding.location == "pkg.tar!/var/lib/dpkg/status.d/big"

@@ -1,8 +1,9 @@
 """Unpacking: real packages, nesting, and hostile archives built at test time.
 
-Every hostile case checks three things: nothing escaped the scratch root (and
-no link, device, fifo or setuid file was created anywhere), the bad entry is an
-``unscanned`` finding with a clear summary, and the good entries beside it were
+Every hostile case checks four things: nothing escaped the scratch root (and
+no link, device, fifo or setuid file was created anywhere), the scratch disk it
+really allocated (blocks, not apparent size) stayed under 600 MB, the bad entry is
+an ``unscanned`` finding with a clear summary, and the good entries beside it were
 still extracted.
 """
 
@@ -26,6 +27,8 @@ from scanner.unpack import Member, finding_id, unpack
 from tests.scanner import hostile
 
 CORPUS = Path(__file__).parents[1] / "data" / "corpus" / "packages"
+#: What one package may really take on the scratch disk, whatever it claims to hold.
+SCRATCH_CAP = 600 * 1024 * 1024
 
 
 @pytest.fixture
@@ -37,11 +40,13 @@ def outside(tmp_path):
 
 
 def run(tmp_path: Path, package: Path, limits: Limits | None = None, name: str | None = None):
-    """Unpack ``package`` two levels below tmp_path, then check containment."""
+    """Unpack ``package`` two levels below tmp_path, then check containment and the disk
+    it really took."""
     scratch = tmp_path / "work" / "deep" / "scratch"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     before = _walk(tmp_path)
-    result = unpack(package, scratch, limits or Limits(), name=name or package.name)
+    with hostile.PeakDisk(scratch.parent) as disk:
+        result = unpack(package, scratch, limits or Limits(), name=name or package.name)
     after = _walk(tmp_path)
     added = after - before
     escaped = [p for p in added if scratch not in p.parents and p != scratch]
@@ -53,6 +58,7 @@ def run(tmp_path: Path, package: Path, limits: Limits | None = None, name: str |
     for member in result.members[1:]:
         assert scratch in member.path.parents
         assert member.path.stat().st_size == member.size
+    assert disk.peak < SCRATCH_CAP, f"{disk.peak} bytes allocated on the scratch disk"
     return result
 
 
@@ -302,11 +308,6 @@ def test_gzip_bomb_is_stopped_by_the_ratio(tmp_path):
     assert "bomb.tar!/good.txt" in members
 
 
-def allocated(root: Path) -> int:
-    """Bytes the files under ``root`` really take on disk (blocks, not apparent size)."""
-    return sum(p.lstat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
-
-
 def test_compressed_package_bomb_with_the_default_ratio(tmp_path):
     package = hostile.zeros_gz(tmp_path / "filler.gz", 64 * 1024 * 1024, fill=b"BOMB")
     tgz = tmp_path / "bomb.tar.gz"
@@ -321,7 +322,7 @@ def test_compressed_package_bomb_with_the_default_ratio(tmp_path):
         s.startswith("expansion ratio over 200: the rest of bomb.tar.gz") for s in summaries(result)
     )
     assert "bomb.tar.gz!/good.txt" in locations(result)
-    assert allocated(tmp_path / "work") < 600 * 1024 * 1024
+    assert hostile.allocated(tmp_path / "work") < SCRATCH_CAP
 
 
 def test_zeros_cost_no_disk_and_are_no_bomb(tmp_path):
@@ -340,7 +341,7 @@ def test_zeros_cost_no_disk_and_are_no_bomb(tmp_path):
     members = locations(result)
     assert members["images.tar.gz!/disk.img"].size == 256 * 1024 * 1024
     assert members["images.tar.gz!/zeros.gz!/zeros"].size == 64 * 1024 * 1024
-    assert allocated(tmp_path / "work") < 8 * 1024 * 1024
+    assert hostile.allocated(tmp_path / "work") < 8 * 1024 * 1024
     disk = members["images.tar.gz!/disk.img"].path.read_bytes()
     assert disk.startswith(b"boot sector\1") and disk.count(0) == 256 * 1024 * 1024 - 512
 
@@ -405,7 +406,7 @@ def test_sparse_member_counts_its_apparent_size(tmp_path, posix):
     result = run(tmp_path / "again", small)
     assert result.findings == []
     assert locations(result)["small.tar!/sparse.img"].size == 1024**3
-    assert allocated(tmp_path / "again") < 8 * 1024 * 1024
+    assert hostile.allocated(tmp_path / "again") < 8 * 1024 * 1024
 
 
 def test_too_many_members(tmp_path):
@@ -544,3 +545,16 @@ def test_streamed_zip_with_data_descriptors_is_salvaged(tmp_path):
     members = locations(result)
     assert members["streamed.zip!/a.txt"].path.read_bytes() == b"hello" * 1000
     assert members["streamed.zip!/b/c.txt"].path.read_bytes() == b"world" * 10
+
+
+def test_a_tar_gz_whose_checksum_is_wrong_is_reported(tmp_path):
+    """The gzip member's CRC is checked at its end: its bytes were not what was packed."""
+    good = hostile.make_tar(tmp_path / "p.tar", [("first.txt", hostile.GOOD)])
+    data = bytearray(gzip.compress(good.read_bytes()))
+    data[-8] ^= 0xFF  # the CRC32 in the trailer
+    package = tmp_path / "p.tar.gz"
+    package.write_bytes(bytes(data))
+    result = run(tmp_path, package)
+    assert summaries(result) == [
+        "archive is corrupt: zlib error: Error -3 while decompressing data: incorrect data check"
+    ]

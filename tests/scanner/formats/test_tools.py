@@ -7,14 +7,20 @@ crosses one ends the tool, and the back end turns that into a problem with a rea
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from scanner.formats import extract
 from scanner.formats._common import Budget, run_tool
 from scanner.formats.squashfs import unsquashfs
 from scanner.model import Limits
+
+from .conftest import assert_sample
 
 HOG = f"#!{sys.executable}\nx = bytearray(8 * 1024 ** 3)\nprint(len(x))\n"
 LOUD = "#!/bin/sh\nexec yes 'a line that never ends'\n"
@@ -108,3 +114,86 @@ def test_a_back_end_tool_that_prints_without_end_is_a_problem(tmp_path, monkeypa
         f"SquashFS could not be read: {tmp_path}/bin/unsquashfs: stopped: output over the"
         f" {limit}-byte limit"]
     assert time.monotonic() - started < 60
+
+
+# -- the scan's own limits reach every back end's tool ---------------------------------
+
+#: Records the address-space limit it was started under, then fails like a broken image.
+PROBE = '#!/bin/sh\nulimit -v >> "$LIMIT_PROBE"\necho "not an image" >&2\nexit 1\n'
+
+
+@pytest.mark.parametrize("fmt,tools", [
+    ("ext", ["7zz"]),
+    ("vhd", ["qemu-img", "7zz"]),
+    ("squashfs", ["7zz", "unsquashfs"]),
+    ("erofs", ["fsck.erofs"]),
+    ("hfs", ["hmount", "hls", "hcopy", "humount"]),
+])  # fmt: skip
+def test_the_scans_memory_limit_reaches_the_tool(tmp_path, monkeypatch, fmt, tools):
+    probe = tmp_path / "probe.txt"
+    monkeypatch.setenv("LIMIT_PROBE", str(probe))
+    for name in tools:
+        _fake(tmp_path, monkeypatch, name, PROBE)
+    image = tmp_path / "image.bin"
+    image.write_bytes(bytes(64 * 1024))
+    out = tmp_path / "out"
+    out.mkdir()
+    problems = extract(fmt, image, out, limits=Limits(max_tool_memory_bytes=300 * 1024**2))
+    assert problems
+    seen = probe.read_text().split()
+    assert len(seen) >= 1 and set(seen) == {str(300 * 1024)}, seen  # KiB, as ulimit -v says
+
+
+def _built(tmp_path: Path, fmt: str) -> Path:
+    """A small real image of ``fmt`` holding the sample tree."""
+    from . import test_erofs, test_filesystems, test_flash, test_hfs
+    from .conftest import populate
+
+    if fmt == "ext":
+        return test_filesystems.ext4(tmp_path)
+    if fmt == "squashfs":  # lz4: unsquashfs's, not 7-Zip's
+        return test_filesystems.squashfs(tmp_path, "lz4")
+    if fmt == "erofs":
+        return test_erofs.erofs(tmp_path)
+    if fmt == "hfs":
+        return test_hfs.hfs(tmp_path, populate(tmp_path / "tree"))
+    return {"jffs2": test_flash.jffs2, "ubi": test_flash.ubi}[fmt](tmp_path)
+
+
+BUILDERS = {
+    "ext": ("mke2fs", "7zz"),
+    "squashfs": ("mksquashfs", "unsquashfs"),
+    "erofs": ("mkfs.erofs", "fsck.erofs"),
+    "hfs": ("hformat", "hmount", "hcopy", "hls", "humount"),
+    "jffs2": ("mkfs.jffs2",),
+    "ubi": ("mkfs.ubifs", "ubinize"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(BUILDERS))
+def test_a_real_tool_runs_under_the_scans_memory_limit(tmp_path, fmt):
+    if missing := [t for t in BUILDERS[fmt] if shutil.which(t) is None]:
+        pytest.skip(f"needs {', '.join(missing)}")
+    image = _built(tmp_path, fmt)
+    roomy, tight = tmp_path / "roomy", tmp_path / "tight"
+    roomy.mkdir()
+    tight.mkdir()
+    prefix = "rootfs" if fmt == "ubi" else ""
+    assert extract(fmt, image, roomy, limits=Limits()) == []
+    assert_sample(roomy, prefix)
+    # 2 MiB of address space: too little for the tool even to load its libraries
+    problems = extract(fmt, image, tight, limits=Limits(max_tool_memory_bytes=2 * 1024**2))
+    assert problems and not [p for p in tight.rglob("*") if p.is_file()], problems
+
+
+@pytest.mark.parametrize("fmt", ["ext", "squashfs"])
+def test_a_real_tool_is_stopped_at_the_scans_output_cap(tmp_path, fmt):
+    if missing := [t for t in BUILDERS[fmt] if shutil.which(t) is None]:
+        pytest.skip(f"needs {', '.join(missing)}")
+    image = _built(tmp_path, fmt)
+    out = tmp_path / "out"
+    out.mkdir()
+    problems = extract(fmt, image, out, limits=Limits(max_tool_output_bytes=200))
+    assert problems, problems
+    assert all("output over the 200-byte limit" in p.reason for p in problems), problems
+    assert not [p for p in out.rglob("*") if p.is_file()]
