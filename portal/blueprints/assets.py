@@ -18,7 +18,7 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render, wants_fragment
 from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm, VersionForm
-from portal.services import access, assets, false_positives, scans
+from portal.services import access, assets, false_positives, scans, verdicts
 from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
@@ -89,7 +89,8 @@ def detail(asset_id: int):
     """One asset and its Version information table."""
     asset = access.get_asset(current_user, asset_id)
     dropped = false_positives.dropped_acceptances(current_user, asset.id)
-    return render("assets/detail.html", "versions_table", asset=asset, dropped=dropped)
+    return render("assets/detail.html", "versions_table", asset=asset, dropped=dropped,
+                  rejections=verdicts.rejections(asset))
 
 
 @bp.route("/<int:asset_id>/delete", methods=["GET", "POST"])
