@@ -58,3 +58,44 @@ def test_approved_and_accepted_versions_have_no_summary(client, auth, factories)
     auth.login_as(version.asset.owner)
     html = _page(client, f"/assets/{version.asset_id}")
     assert "was rejected" not in html
+
+
+# --- 2. a decided appeal shows every claim with the reviewer's note ------------------------
+
+def _decided(factories, verdicts: dict[str, str]):
+    version = make_rejected(factories)
+    reviewer = factories.user("reviewer", name="Rita Reviewer")
+    appeal = appeals.submit_claims_form(version.asset.owner, version.id, [
+        ClaimInput(fid, "Yes", REASON, f"evidence for {fid}") for fid in BLOCKING])
+    for claim in appeal.disputed:
+        verdict = verdicts.get(claim.finding_fingerprint, "accepted")
+        reviews.decide_claim(reviewer, appeal.id, claim.id, verdict,
+                             f"note on {claim.finding_fingerprint}")
+    reviews.decide_appeal(reviewer, appeal.id, "done")
+    db.session.refresh(version)
+    return version
+
+
+def test_a_denied_appeal_shows_every_claim_with_the_reviewers_note(client, auth, factories):
+    version = _decided(factories, {VULN_ID: "rejected"})
+    assert version.status.value == "rejected"
+    auth.login_as(version.asset.owner)
+    html = _page(client, f"/appeals/versions/{version.id}")
+    assert "Appeal rejected" in html
+    assert "Your claims and the reviewer's notes" in html
+    for fid in BLOCKING:
+        assert f"note on {fid}" in html
+        assert f"evidence for {fid}" in html
+    claims = html.split('id="claims-title"')[1].split('id="upload-title"')[0]
+    assert claims.count("pill-bad\">rejected") == 1 and claims.count("pill-ok\">accepted<") == 2
+    # and the seller may appeal again below the notes
+    assert "Appeal again with the security scan report" in html
+
+
+def test_an_accepted_appeal_still_shows_its_notes(client, auth, factories):
+    version = _decided(factories, {})
+    assert version.status.value == "approved"
+    auth.login_as(version.asset.owner)
+    html = _page(client, f"/appeals/versions/{version.id}")
+    assert "Appeal accepted" in html and f"note on {VIRUS_ID}" in html
+    assert 'id="upload-title"' not in html
