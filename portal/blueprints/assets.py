@@ -74,12 +74,9 @@ def new():
         except ValidationError as error:
             attach_error(form, error)
         else:
-            flash(
-                "Submitted for review: the scan is queued."
-                if form.submit_review.data
-                else "Saved in your draft box.",
-                "success",
-            )
+            submitted = bool(form.submit_review.data)
+            flash("Submitted for review: the scan is queued." if submitted
+                  else "Saved in your draft box.", "submitted" if submitted else "success")
             return redirect(url_for("assets.detail", asset_id=version.asset_id))
     return render_template("assets/new.html", form=form), 422 if form.errors else 200
 
@@ -123,8 +120,9 @@ def new_version(asset_id: int):
         except ValidationError as error:
             attach_error(form, error)
         else:
+            submitted = bool(form.submit_review.data)
             flash(f"Version {version.label} " + ("submitted for review: the scan is queued."
-                  if form.submit_review.data else "saved as a draft."), "success")
+                  if submitted else "saved as a draft."), "submitted" if submitted else "success")
             return redirect(url_for("assets.detail", asset_id=asset_id))
     return render_template("assets/new_version.html", form=form, asset=asset), (
         422 if form.errors else 200)
@@ -147,7 +145,7 @@ def modify(version_id: int):
         except ValidationError as error:
             attach_error(form, error)
         else:
-            flash("New package uploaded: the scan is queued.", "success")
+            flash("New package uploaded: the scan is queued.", "submitted")
             return redirect(url_for("assets.detail", asset_id=version.asset_id))
     version = access.get_version(current_user, version_id)
     return render_template("assets/modify.html", form=form, version=version), (
@@ -163,7 +161,7 @@ def submit(version_id: int):
         assets.submit_version(current_user, version_id, address=request.remote_addr)
     except ServiceError as error:
         return _refused(error, version.asset_id)
-    flash("Submitted for review: the scan is queued.", "success")
+    flash("Submitted for review: the scan is queued.", "submitted")
     return redirect(url_for("assets.detail", asset_id=version.asset_id))
 
 

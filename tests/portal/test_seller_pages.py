@@ -7,7 +7,9 @@ from __future__ import annotations
 from portal.extensions import db
 from portal.services import appeals, reviews
 from portal.services.appeals import ClaimInput
-from tests.portal.test_appeals import BLOCKING, REASON, VIRUS_ID, VULN_ID, make_rejected
+from tests.portal.test_appeals import (
+    BLOCKING, REASON, UNSCANNED_ID, VIRUS_ID, VULN_ID, make_rejected,
+)
 
 
 def _page(client, url) -> str:
@@ -99,3 +101,108 @@ def test_an_accepted_appeal_still_shows_its_notes(client, auth, factories):
     html = _page(client, f"/appeals/versions/{version.id}")
     assert "Appeal accepted" in html and f"note on {VIRUS_ID}" in html
     assert 'id="upload-title"' not in html
+
+
+# --- 3b. an appeal that leaves blocking findings undisputed --------------------------------
+
+def _claims_form(**rows):
+    data = {}
+    for fid, answer in rows.items():
+        data |= {f"answer-{fid}": answer, f"reason-{fid}": REASON if answer == "Yes" else "",
+                 f"evidence-{fid}": "why"}
+    return data
+
+
+def test_the_appeal_page_warns_before_submitting(client, auth, factories):
+    version = make_rejected(factories)
+    auth.login_as(version.asset.owner)
+    html = _page(client, f"/appeals/versions/{version.id}")
+    assert html.count("This scan has 3 blocking findings.") == 2  # by both forms
+    assert "cannot approve the version" in html
+    assert 'name="confirm_unclaimed"' not in html  # asked only once it applies
+
+
+def test_an_appeal_leaving_blocking_findings_is_refused_until_confirmed(client, auth, factories):
+    version = make_rejected(factories)
+    auth.login_as(version.asset.owner)
+    url = f"/appeals/versions/{version.id}/claims"
+    response = client.post(url, data=_claims_form(**{VIRUS_ID: "Yes"}))
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "2 blocking findings are not disputed" in html
+    assert "GHSA-6757-jp84-gxfx" in html.split('class="form-errors"')[1].split("</div>")[0]
+    assert 'name="confirm_unclaimed"' in html
+    assert '<option value="Yes" selected>' in html  # the seller's answers are kept
+    assert not version.appeals
+    response = client.post(url, data=_claims_form(**{VIRUS_ID: "Yes"}) | {
+        "confirm_unclaimed": "yes"})
+    assert response.status_code == 302
+    db.session.refresh(version)
+    assert version.status.value == "reviewing" and len(version.appeals) == 1
+
+
+def test_disputing_every_blocking_finding_needs_no_confirmation(client, auth, factories):
+    version = make_rejected(factories)
+    auth.login_as(version.asset.owner)
+    response = client.post(f"/appeals/versions/{version.id}/claims",
+                           data=_claims_form(**{fid: "Yes" for fid in BLOCKING}))
+    assert response.status_code == 302
+
+
+def test_the_report_upload_is_checked_the_same_way(client, auth, factories):
+    import io
+
+    from tests.portal.test_appeals import all_yes, report_of
+    version = make_rejected(factories)
+    auth.login_as(version.asset.owner)
+    data = all_yes(report_of(version), ids=(VIRUS_ID,))
+    url = f"/appeals/versions/{version.id}/report"
+    response = client.post(url, data={"report": (io.BytesIO(data), "r.xlsx")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "2 blocking findings are not disputed" in html
+    assert "Choose the report and any evidence files again" in html
+    response = client.post(url, data={"report": (io.BytesIO(data), "r.xlsx"),
+                                      "confirm_unclaimed": "yes"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 302
+
+
+def test_the_service_refuses_unless_allowed(factories):
+    import pytest
+
+    from portal.services.errors import ValidationError
+    version = make_rejected(factories)
+    with pytest.raises(ValidationError) as refused:
+        appeals.submit_claims_form(version.asset.owner, version.id, [
+            ClaimInput(VIRUS_ID, "Yes", REASON, "x"), ClaimInput(UNSCANNED_ID, "Yes", REASON, "x"),
+            ClaimInput(VULN_ID, "No")],
+            allow_unclaimed=False)
+    assert refused.value.field == "unclaimed" and "1 blocking finding is not disputed" in str(
+        refused.value)
+    assert [f.signature for f in appeals.unclaimed_blocking(version.latest_scan, [])] == [
+        "Win.Test.EICAR_HDB-1", None, "Heuristics.Limits.Exceeded.MaxFileSize"]
+
+
+# --- 3a. a message about a submission lasts until the verdict -------------------------------
+
+def test_a_submission_message_goes_when_the_badge_reaches_a_verdict(client, auth, factories):
+    seller = factories.user()
+    version = factories.version(factories.asset(seller), package="pkg-c-clean.tar.gz")
+    auth.login_as(seller)
+    html = client.post(f"/assets/versions/{version.id}/submit", follow_redirects=True).get_data(
+        as_text=True)
+    assert ('class="flash flash-success" role="status" data-until="scan-finished">'
+            "Submitted for review: the scan is queued.") in html
+    script = client.get("/static/app.js").get_data(as_text=True)
+    assert 'addEventListener("scan-finished"' in script
+    assert '.flash[data-until="scan-finished"]' in script
+
+
+def test_other_messages_stay(client, auth, factories):
+    seller = factories.user()
+    asset = factories.asset(seller)
+    auth.login_as(seller)
+    html = client.post(f"/assets/{asset.id}/delete", follow_redirects=True).get_data(as_text=True)
+    assert "The asset was deleted." in html and "data-until" not in html
