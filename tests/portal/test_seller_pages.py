@@ -206,3 +206,43 @@ def test_other_messages_stay(client, auth, factories):
     auth.login_as(seller)
     html = client.post(f"/assets/{asset.id}/delete", follow_redirects=True).get_data(as_text=True)
     assert "The asset was deleted." in html and "data-until" not in html
+
+
+# --- 4. after a form error, the package must be chosen again --------------------------------
+
+def _package(name="pkg-c-clean.tar.gz"):
+    import io
+
+    from tests.portal.test_views_assets import package_file
+    return package_file(name) if name else (io.BytesIO(b""), "")
+
+
+def test_add_asset_says_to_choose_the_package_again(client, auth, factories):
+    auth.login_as(factories.user())
+    first = client.get("/assets/new").get_data(as_text=True)
+    assert 'id="package-again"' not in first
+    response = client.post("/assets/new", data={
+        "category": "Application", "kind": "binary", "name": "bad name!", "version": "1.0",
+        "package": _package(), "submit_review": "1"}, content_type="multipart/form-data")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Choose the package again (pkg-c-clean.tar.gz) before you submit" in html
+    assert html.index('id="package-again"') < html.index('id="package"')
+
+
+def test_add_version_and_modify_say_it_too(client, auth, factories):
+    seller = factories.user()
+    asset = factories.asset(seller)
+    version = factories.version(asset, label="1.0", status="rejected",
+                                package="pkg-c-clean.tar.gz")
+    auth.login_as(seller)
+    response = client.post(f"/assets/{asset.id}/versions/new", data={
+        "version": "1.0", "package": _package(), "submit_review": "1"},
+        content_type="multipart/form-data")  # the label is taken
+    assert response.status_code == 422
+    assert 'id="package-again"' in response.get_data(as_text=True)
+    response = client.post(f"/assets/versions/{version.id}/modify",
+                           data={"package": _package("notes.txt")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "Choose the package again (notes.txt)" in response.get_data(as_text=True)
