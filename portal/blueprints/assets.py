@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 from portal.blueprints.rendering import attach_error, render, wants_fragment
 from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm, VersionForm
 from portal.services import access, assets, false_positives, scans, verdicts
+from portal.services import requests as seller_requests
 from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
@@ -51,6 +52,18 @@ def index():
     query = filters.query()
     page = assets.list_assets(current_user, **query, per_page=PER_PAGE)
     return render("assets/index.html", "assets_table", page=page, filters=filters, query=query)
+
+
+@bp.get("/requests")
+def requests():
+    """My Assets' Requests tab: the seller's scan requests and appeals, newest first."""
+    status = request.args.get("status", "")
+    page = seller_requests.list_requests(current_user, status=status,
+                                         page=request.args.get("page", 1, type=int),
+                                         per_page=PER_PAGE)
+    query = {"status": status if status in seller_requests.STATUSES else ""}
+    return render("assets/requests.html", "requests_table", page=page, query=query,
+                  statuses=seller_requests.STATUSES)
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -246,3 +246,79 @@ def test_add_version_and_modify_say_it_too(client, auth, factories):
                            content_type="multipart/form-data")
     assert response.status_code == 422
     assert "Choose the package again (notes.txt)" in response.get_data(as_text=True)
+
+
+# --- 5. My Assets' Requests tab ------------------------------------------------------------
+
+def _requests_world(factories):
+    """A seller with a rejected version (its scan, an appeal denied), an approved version
+    (one scan, then a re-scan running), and a draft; and another seller's scan."""
+    from datetime import timedelta
+
+    from portal.timeutil import utcnow
+    seller = factories.user()
+    rejected = make_rejected(factories, seller, name="rejected-tool")
+    reviewer = factories.user("reviewer")
+    appeal = appeals.submit_claims_form(seller, rejected.id, [
+        ClaimInput(fid, "Yes", REASON, "e") for fid in BLOCKING])
+    for claim in appeal.disputed:
+        reviews.decide_claim(reviewer, appeal.id, claim.id, "rejected", "no")
+    reviews.decide_appeal(reviewer, appeal.id, "done")
+    good = factories.version(factories.asset(seller, name="good-tool"), label="2.0",
+                             status="approved")
+    start = utcnow() + timedelta(minutes=1)
+    factories.scan(good, state="done", verdict="approved", created_at=start,
+                   finished_at=start + timedelta(minutes=2))
+    factories.scan(good, state="running", rescan=True, created_at=start + timedelta(minutes=5))
+    factories.version(factories.asset(seller, name="draft-tool"))  # no request at all
+    other = factories.version(factories.asset(factories.user(), name="not-mine"),
+                              status="scanning")
+    factories.scan(other, state="queued")
+    return seller, rejected, appeal, good
+
+
+def test_the_requests_tab_lists_scans_and_appeals_newest_first(client, auth, factories):
+    seller, rejected, appeal, good = _requests_world(factories)
+    auth.login_as(seller)
+    html = _page(client, "/assets/requests")
+    assert 'aria-current="page">Requests</a>' in html
+    table = html.split('id="requests-table"')[1]
+    rows = table.split("<tr class=\"request-")[1:]
+    assert [r.split('"')[0] for r in rows] == ["rescan", "scan", "appeal", "scan"]
+    assert "Re-scan" in rows[0] and "Scanning" in rows[0] and "Live status" in rows[0]
+    assert "good-tool" in rows[1] and "Approved" in rows[1]
+    assert "Appeal <span" in rows[2] and f"#{appeal.id}" in rows[2]
+    assert "Rejected" in rows[2] and f"/appeals/versions/{rejected.id}" in rows[2]
+    assert "rejected-tool" in rows[3] and f"/assets/versions/{rejected.id}/report" in rows[3]
+    assert "not-mine" not in html and "draft-tool" not in html
+    assert "1–4 of 4" in html
+
+
+def test_the_requests_tab_filters_by_status(client, auth, factories):
+    seller, rejected, appeal, good = _requests_world(factories)
+    auth.login_as(seller)
+    for status, kinds in {"open": ["rescan"], "rejected": ["scan"], "denied": ["appeal"],
+                          "approved": ["scan"], "reviewing": [], "bogus": None}.items():
+        html = _page(client, f"/assets/requests?status={status}")
+        rows = html.split('id="requests-table"')[1].split("<tr class=\"request-")[1:]
+        if kinds is None:  # an unknown status lists everything
+            assert len(rows) == 4
+        else:
+            assert [r.split('"')[0] for r in rows] == kinds, status
+    assert "No requests with this status." in _page(client, "/assets/requests?status=reviewing")
+    fragment = client.get("/assets/requests?status=denied", headers={"HX-Request": "true"})
+    assert fragment.get_data(as_text=True).lstrip().startswith('<div id="requests-table"')
+
+
+def test_the_requests_tab_pages(app, factories):
+    from portal.services.requests import list_requests
+    seller, *_ = _requests_world(factories)
+    pages = [list_requests(seller, page=n, per_page=3) for n in (1, 2)]
+    assert [p.total for p in pages] == [4, 4] and [p.pages for p in pages] == [2, 2]
+    kinds = [r.kind for p in pages for r in p.items]
+    assert kinds == ["rescan", "scan", "appeal", "scan"]
+
+
+def test_no_requests_yet(client, auth, factories):
+    auth.login_as(factories.user())
+    assert "No requests yet." in _page(client, "/assets/requests")
