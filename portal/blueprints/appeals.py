@@ -25,11 +25,13 @@ def _signed_in():
     """Every page here belongs to a signed-in user."""
 
 
-def _page(version_id: int, error: ValidationError | None = None, status: int = 200):
+def _page(version_id: int, error: ValidationError | None = None, status: int = 200,
+          source: str = ""):
+    """The page; after a refusal, ``source`` names the form that was sent (report or form)."""
     view = appeals.seller_view(current_user, version_id)
     unclaimed = error is not None and error.field == "unclaimed"
     return render("appeals/page.html", "appeal_panel", view=view,
-                  error=str(error) if error else None, unclaimed=unclaimed,
+                  error=str(error) if error else None, unclaimed=unclaimed, source=source,
                   form=request.form), status
 
 
@@ -49,7 +51,7 @@ def upload(version_id: int):
             report_name=report.filename if report else "", evidence_files=_evidence(),
             address=request.remote_addr, allow_unclaimed=_confirmed())
     except ValidationError as error:
-        return _page(version_id, error, 422)
+        return _page(version_id, error, 422, "report")
     flash("Your appeal was submitted: a reviewer will decide it by the due date.", "submitted")
     return redirect(url_for("appeals.page", version_id=version_id))
 
@@ -62,7 +64,7 @@ def claims(version_id: int):
                                    evidence_files=_evidence(), address=request.remote_addr,
                                    allow_unclaimed=_confirmed())
     except ValidationError as error:
-        return _page(version_id, error, 422)
+        return _page(version_id, error, 422, "form")
     flash("Your appeal was submitted: a reviewer will decide it by the due date.", "submitted")
     return redirect(url_for("appeals.page", version_id=version_id))
 

@@ -131,7 +131,8 @@ def test_an_appeal_leaving_blocking_findings_is_refused_until_confirmed(client, 
     html = response.get_data(as_text=True)
     assert "2 blocking findings are not disputed" in html
     assert "GHSA-6757-jp84-gxfx" in html.split('class="form-errors"')[1].split("</div>")[0]
-    assert 'name="confirm_unclaimed"' in html
+    assert html.count('name="confirm_unclaimed"') == 1  # by the form that was sent
+    assert 'id="form-confirm-unclaimed"' in html and "Choose the report and any" not in html
     assert '<option value="Yes" selected>' in html  # the seller's answers are kept
     assert not version.appeals
     response = client.post(url, data=_claims_form(**{VIRUS_ID: "Yes"}) | {
@@ -163,6 +164,7 @@ def test_the_report_upload_is_checked_the_same_way(client, auth, factories):
     html = response.get_data(as_text=True)
     assert "2 blocking findings are not disputed" in html
     assert "Choose the report and any evidence files again" in html
+    assert 'id="report-confirm-unclaimed"' in html and 'id="form-confirm-unclaimed"' not in html
     response = client.post(url, data={"report": (io.BytesIO(data), "r.xlsx"),
                                       "confirm_unclaimed": "yes"},
                            content_type="multipart/form-data")
