@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def _both(page, shot, name: str) -> None:
     shot(name + "-1280")
     page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, name  # no sideways page
     shot(name + "-390")
     page.set_viewport_size({"width": 1280, "height": 860})
 
