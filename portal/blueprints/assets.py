@@ -180,11 +180,14 @@ def submit(version_id: int):
 
 @bp.get("/versions/<int:version_id>/status")
 def status(version_id: int):
-    """The status badge; a polling badge that finishes tells the page to refresh once."""
+    """The version's page: its live status badge and what changed since the scan before; a
+    polling badge that finishes tells the page to refresh once."""
     version = access.get_version(current_user, version_id)
     badge = scans.badge(version)
+    # The full page compares with the scan before; a poll only needs the badge.
+    changes = None if wants_fragment() else verdicts.comparison(version)
     response = make_response(
-        render("scans/status.html", "scan_status", version=version, badge=badge)
+        render("scans/status.html", "scan_status", version=version, badge=badge, changes=changes)
     )
     if wants_fragment() and not badge.every:
         response.headers["HX-Trigger"] = "scan-finished"

@@ -35,6 +35,7 @@ def test_a_sellers_requests_and_verdicts(page, portal, screenshots):  # noqa: F8
         reviewer = factories.user("reviewer", name="Rex Reviewer")
         version = make_rejected(factories, seller, name="scan-agent")
         version_id, asset_id, reviewer_id = version.id, version.asset_id, reviewer.id
+        seller_id = seller.id
     shot = Shots(page, screenshots)
     shot.count = 120
     log_in(page, portal.url, "rhea@example.com", PASSWORD)
@@ -87,7 +88,17 @@ def test_a_sellers_requests_and_verdicts(page, portal, screenshots):  # noqa: F8
     assert rows.first.get_by_role("rowheader").text_content().startswith("Scan")
     shot("requests-tab-filtered-1280")
 
-    # 5. after a form error, the package must be chosen again
+    # 5. a version's page compares its scan with the one before (a Modify that fixed two)
+    with portal.app.app_context():
+        from portal.models import User
+        from tests.portal.test_seller_pages import rescanned_after_a_fix
+        fixed_id = rescanned_after_a_fix(Factories(), db.session.get(User, seller_id)).id
+    page.goto(f"{portal.url}/assets/versions/{fixed_id}/status")
+    assert page.locator("#changes-fixed li").count() == 2
+    assert page.locator("#changes-still li").count() == 2
+    _both(page, shot, "version-changes")
+
+    # 6. after a form error, the package must be chosen again
     page.goto(f"{portal.url}/assets/new")
     page.get_by_label("Name").fill("bad name!")
     page.get_by_label("Version").fill("1.0")

@@ -324,3 +324,69 @@ def test_the_requests_tab_pages(app, factories):
 def test_no_requests_yet(client, auth, factories):
     auth.login_as(factories.user())
     assert "No requests yet." in _page(client, "/assets/requests")
+
+
+# --- 6. what changed since the scan before ---------------------------------------------------
+
+def rescanned_after_a_fix(factories, seller=None):
+    """A rejected version, then a Modify whose package drops the virus and upgrades PyYAML
+    past its advisory: the new scan has the unscanned part and lodash's advisory still."""
+    from dataclasses import replace
+
+    from portal.models import VersionStatus
+    from scanner.model import Component
+    from tests.portal.test_appeals import complete
+    from tests.scanner.report_fixtures import PYYAML, scan_result
+    version = make_rejected(factories, seller, name="fixed-agent" if seller else None)
+    first = scan_result()
+    fixed = replace(PYYAML, version="5.4", purl="pkg:pypi/pyyaml@5.4")
+    requests_lib = Component(ecosystem="PyPI", name="requests", version="2.32.3",
+                             purl="pkg:pypi/requests@2.32.3", location="app.tar.gz!/venv/x")
+    second = replace(first, components=(fixed, requests_lib),
+                     findings=tuple(f for f in first.findings if f.id not in (VIRUS_ID, VULN_ID)))
+    version.status = VersionStatus.scanning
+    db.session.commit()
+    complete(factories.scan(version, state="running"), second)
+    db.session.refresh(version)
+    return version
+
+
+def test_the_version_page_compares_with_the_scan_before(client, auth, factories):
+    version = rescanned_after_a_fix(factories)
+    auth.login_as(version.asset.owner)
+    html = _page(client, f"/assets/versions/{version.id}/status")
+    changes = html.split('id="changes"')[1]
+    assert "What changed since the scan before" in changes
+    fixed = changes.split('id="changes-fixed"')[1].split('id="changes-new"')[0]
+    assert "Win.Test.EICAR_HDB-1" in fixed and "GHSA-6757-jp84-gxfx" in fixed
+    new = changes.split('id="changes-new"')[1].split('id="changes-still"')[0]
+    assert "None." in new
+    still = changes.split('id="changes-still"')[1].split('id="changes-components"')[0]
+    assert "Heuristics.Limits.Exceeded.MaxFileSize" in still and "GHSA-x5rq-j2xg-h7qm" in still
+    components = changes.split('id="changes-components"')[1]
+    assert "added</span> requests" in components
+    assert "removed</span> lodash" in components
+    assert "PyYAML <span class=\"muted\">5.3 → 5.4 (PyPI)" in components
+
+
+def test_a_version_is_compared_with_the_version_before(app, factories):
+    from portal.services import verdicts
+    from tests.portal.test_appeals import complete
+    from tests.scanner.report_fixtures import scan_result
+    old = make_rejected(factories)
+    newer = factories.version(old.asset, label="2.0", status="scanning",
+                              package=b"PK\x05\x06" + bytes(18))
+    complete(factories.scan(newer, state="running"), scan_result())
+    db.session.refresh(newer)
+    changes = verdicts.comparison(newer)
+    assert changes.previous.version_id == old.id and not changes.same_version
+    assert changes.unchanged and len(changes.still) == 4
+    assert verdicts.comparison(old) is None  # its first scan, the asset's first version
+
+
+def test_a_poll_of_the_badge_does_not_compare(client, auth, factories):
+    version = rescanned_after_a_fix(factories)
+    auth.login_as(version.asset.owner)
+    html = client.get(f"/assets/versions/{version.id}/status",
+                      headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "What changed" not in html
