@@ -16,12 +16,12 @@ from tests.portal.factories import PACKAGES, Factories
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def _both(page, shot, name: str) -> None:
+def _both(tab, shot, name: str) -> None:
     shot(name + "-1280")
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390, name  # no sideways page
+    tab.set_viewport_size({"width": 390, "height": 844})
+    assert tab.evaluate("document.documentElement.scrollWidth") <= 390, name  # no sideways page
     shot(name + "-390")
-    page.set_viewport_size({"width": 1280, "height": 860})
+    tab.set_viewport_size({"width": 1280, "height": 860})
 
 
 def test_a_sellers_requests_and_verdicts(page, portal, screenshots):  # noqa: F811
