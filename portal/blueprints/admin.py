@@ -165,7 +165,7 @@ def version_rescan(version_id: int):
         flash(str(error), "error")
         version = access.get_version(current_user, version_id)
         return redirect(url_for("assets.detail", asset_id=version.asset_id))
-    flash("Re-scan queued: the version stays Approved unless the new verdict blocks.", "success")
+    flash("Re-scan queued: the version stays Approved unless the new verdict blocks.", "submitted")
     return redirect(url_for("assets.detail", asset_id=scan.version.asset_id))
 
 

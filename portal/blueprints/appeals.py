@@ -25,9 +25,13 @@ def _signed_in():
     """Every page here belongs to a signed-in user."""
 
 
-def _page(version_id: int, error: str | None = None, status: int = 200):
+def _page(version_id: int, error: ValidationError | None = None, status: int = 200,
+          source: str = ""):
+    """The page; after a refusal, ``source`` names the form that was sent (report or form)."""
     view = appeals.seller_view(current_user, version_id)
-    return render("appeals/page.html", "appeal_panel", view=view, error=error,
+    unclaimed = error is not None and error.field == "unclaimed"
+    return render("appeals/page.html", "appeal_panel", view=view,
+                  error=str(error) if error else None, unclaimed=unclaimed, source=source,
                   form=request.form), status
 
 
@@ -45,10 +49,10 @@ def upload(version_id: int):
         appeals.submit_appeal(
             current_user, version_id, report_stream=report.stream if report else None,
             report_name=report.filename if report else "", evidence_files=_evidence(),
-            address=request.remote_addr)
+            address=request.remote_addr, allow_unclaimed=_confirmed())
     except ValidationError as error:
-        return _page(version_id, str(error), 422)
-    flash("Your appeal was submitted: a reviewer will decide it by the due date.", "success")
+        return _page(version_id, error, 422, "report")
+    flash("Your appeal was submitted: a reviewer will decide it by the due date.", "submitted")
     return redirect(url_for("appeals.page", version_id=version_id))
 
 
@@ -57,10 +61,11 @@ def claims(version_id: int):
     """Appeal with the claims typed into the findings table."""
     try:
         appeals.submit_claims_form(current_user, version_id, _claims(request.form),
-                                   evidence_files=_evidence(), address=request.remote_addr)
+                                   evidence_files=_evidence(), address=request.remote_addr,
+                                   allow_unclaimed=_confirmed())
     except ValidationError as error:
-        return _page(version_id, str(error), 422)
-    flash("Your appeal was submitted: a reviewer will decide it by the due date.", "success")
+        return _page(version_id, error, 422, "form")
+    flash("Your appeal was submitted: a reviewer will decide it by the due date.", "submitted")
     return redirect(url_for("appeals.page", version_id=version_id))
 
 
@@ -105,6 +110,11 @@ def _download_names(name: str) -> dict:
         simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
         return {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='!#$&+-.^_`|~')}"}
     return {"filename": name}
+
+
+def _confirmed() -> bool:
+    """The seller ticked "submit anyway" after being told the appeal cannot approve."""
+    return request.form.get("confirm_unclaimed") == "yes"
 
 
 def _evidence() -> list:

@@ -20,7 +20,8 @@ from flask_login import current_user, login_required
 
 from portal.blueprints.rendering import attach_error, render, wants_fragment
 from portal.forms import AssetFilterForm, AssetForm, ConfirmForm, ModifyForm, VersionForm
-from portal.services import access, assets, false_positives, scans
+from portal.services import access, assets, false_positives, scans, verdicts
+from portal.services import requests as seller_requests
 from portal.services.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 bp = Blueprint("assets", __name__, url_prefix="/assets")
@@ -55,6 +56,18 @@ def index():
     return render("assets/index.html", "assets_table", page=page, filters=filters, query=query)
 
 
+@bp.get("/requests")
+def requests():
+    """My Assets' Requests tab: the seller's scan requests and appeals, newest first."""
+    status = request.args.get("status", "")
+    page = seller_requests.list_requests(current_user, status=status,
+                                         page=request.args.get("page", 1, type=int),
+                                         per_page=PER_PAGE)
+    query = {"status": status if status in seller_requests.STATUSES else ""}
+    return render("assets/requests.html", "requests_table", page=page, query=query,
+                  statuses=seller_requests.STATUSES)
+
+
 @bp.route("/new", methods=["GET", "POST"])
 def new():
     """Add Asset: the asset, its first version and package; saved as draft or submitted."""
@@ -76,12 +89,9 @@ def new():
         except ValidationError as error:
             attach_error(form, error)
         else:
-            flash(
-                "Submitted for review: the scan is queued."
-                if form.submit_review.data
-                else "Saved in your draft box.",
-                "success",
-            )
+            submitted = bool(form.submit_review.data)
+            flash("Submitted for review: the scan is queued." if submitted
+                  else "Saved in your draft box.", "submitted" if submitted else "success")
             return redirect(url_for("assets.detail", asset_id=version.asset_id))
     return render_template("assets/new.html", form=form), 422 if form.errors else 200
 
@@ -91,7 +101,8 @@ def detail(asset_id: int):
     """One asset and its Version information table."""
     asset = access.get_asset(current_user, asset_id)
     dropped = false_positives.dropped_acceptances(current_user, asset.id)
-    return render("assets/detail.html", "versions_table", asset=asset, dropped=dropped)
+    return render("assets/detail.html", "versions_table", asset=asset, dropped=dropped,
+                  rejections=verdicts.rejections(asset))
 
 
 @bp.route("/<int:asset_id>/delete", methods=["GET", "POST"])
@@ -124,8 +135,9 @@ def new_version(asset_id: int):
         except ValidationError as error:
             attach_error(form, error)
         else:
+            submitted = bool(form.submit_review.data)
             flash(f"Version {version.label} " + ("submitted for review: the scan is queued."
-                  if form.submit_review.data else "saved as a draft."), "success")
+                  if submitted else "saved as a draft."), "submitted" if submitted else "success")
             return redirect(url_for("assets.detail", asset_id=asset_id))
     return render_template("assets/new_version.html", form=form, asset=asset), (
         422 if form.errors else 200)
@@ -148,7 +160,7 @@ def modify(version_id: int):
         except ValidationError as error:
             attach_error(form, error)
         else:
-            flash("New package uploaded: the scan is queued.", "success")
+            flash("New package uploaded: the scan is queued.", "submitted")
             return redirect(url_for("assets.detail", asset_id=version.asset_id))
     version = access.get_version(current_user, version_id)
     return render_template("assets/modify.html", form=form, version=version), (
@@ -164,17 +176,20 @@ def submit(version_id: int):
         assets.submit_version(current_user, version_id, address=request.remote_addr)
     except ServiceError as error:
         return _refused(error, version.asset_id)
-    flash("Submitted for review: the scan is queued.", "success")
+    flash("Submitted for review: the scan is queued.", "submitted")
     return redirect(url_for("assets.detail", asset_id=version.asset_id))
 
 
 @bp.get("/versions/<int:version_id>/status")
 def status(version_id: int):
-    """The status badge; a polling badge that finishes tells the page to refresh once."""
+    """The version's page: its live status badge and what changed since the scan before; a
+    polling badge that finishes tells the page to refresh once."""
     version = access.get_version(current_user, version_id)
     badge = scans.badge(version)
+    # The full page compares with the scan before; a poll only needs the badge.
+    changes = None if wants_fragment() else verdicts.comparison(version)
     response = make_response(
-        render("scans/status.html", "scan_status", version=version, badge=badge)
+        render("scans/status.html", "scan_status", version=version, badge=badge, changes=changes)
     )
     if wants_fragment() and not badge.every:
         response.headers["HX-Trigger"] = "scan-finished"

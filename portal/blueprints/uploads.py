@@ -103,7 +103,7 @@ def complete(session_id: int):
     version = uploads.complete_upload(current_user, session_id, address=request.remote_addr)
     scanning = version.status.value == "scanning"
     flash("Uploaded. Submitted for review: the scan is queued." if scanning
-          else "Uploaded. Saved in your draft box.", "success")
+          else "Uploaded. Saved in your draft box.", "submitted" if scanning else "success")
     return jsonify(asset_id=version.asset_id, version_id=version.id,
                    status=version.status.value,
                    location=url_for("assets.detail", asset_id=version.asset_id))

@@ -62,10 +62,16 @@ class FindingRow:
     accepted_before: bool  # remembered from an earlier appeal of this asset
 
     @property
+    def open_blocking(self) -> bool:
+        """Blocking and not accepted earlier: the version is approved only if it is disputed
+        and accepted."""
+        settled = self.accepted_before or bool(self.finding.accepted_note)
+        return self.finding.blocking and not settled
+
+    @property
     def prominent(self) -> bool:
         """Disputed, or blocking and not yet accepted: what the appeal turns on."""
-        settled = self.accepted_before or bool(self.finding.accepted_note)
-        return self.claim is not None or (self.finding.blocking and not settled)
+        return self.claim is not None or self.open_blocking
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,11 @@ class SellerView:
     refusal: str | None  # why a new appeal cannot be filed now
     due: sla.Due | None
     reasons: tuple[str, ...] = REASONS
+
+    @property
+    def open_blocking(self) -> int:
+        """How many findings an appeal must dispute (and have accepted) to approve."""
+        return sum(row.open_blocking for row in self.rows)
 
 
 def seller_view(actor: User, version_id: int) -> SellerView:
@@ -93,12 +104,14 @@ def seller_view(actor: User, version_id: int) -> SellerView:
 def submit_appeal(actor: User, version_id: int, *, report_stream: BinaryIO | None,
                   report_name: str = "report.xlsx",
                   evidence_files: Iterable[tuple[str, BinaryIO]] = (),
-                  address: str | None = None) -> Appeal:
+                  address: str | None = None, allow_unclaimed: bool = True) -> Appeal:
     """Appeal with the filled-in report of the version's latest scan.
 
     The file must be that scan's report, unchanged in A–E, with at least one Yes
     and a reason for each Yes; otherwise ValidationError (field ``report``) with
     the reader's message naming the row and column, and nothing is stored.
+    Unless ``allow_unclaimed`` (the seller confirmed it), an appeal that leaves a
+    blocking finding undisputed is refused (field ``unclaimed``): it cannot approve.
     """
     version, scan = _appealable(actor, version_id)
     data = _read_report(report_stream)
@@ -110,13 +123,14 @@ def submit_appeal(actor: User, version_id: int, *, report_stream: BinaryIO | Non
         raise ValidationError(str(exc), "report") from None
     claims = [_claim_row(scan, c.finding_id, c.false_positive, c.reason, c.evidence)
               for c in _first_per_finding(parsed.claims)]
+    _check_unclaimed(scan, claims, allow_unclaimed)
     proof = (data, _clean_name(report_name) or "report.xlsx")
     return _file(actor, version, scan, claims, evidence_files, proof, address)
 
 
 def submit_claims_form(actor: User, version_id: int, claims: list[ClaimInput], *,
                        evidence_files: Iterable[tuple[str, BinaryIO]] = (),
-                       address: str | None = None) -> Appeal:
+                       address: str | None = None, allow_unclaimed: bool = True) -> Appeal:
     """Appeal with claims typed into the findings table: the same checks and the same
     stored claims as a filled-in report."""
     version, scan = _appealable(actor, version_id)
@@ -125,7 +139,32 @@ def submit_claims_form(actor: User, version_id: int, claims: list[ClaimInput], *
     if not any(r.false_positive for r in rows):
         raise ValidationError("Mark at least one finding as a false positive (Yes) and give "
                               "a reason.", "claims")
+    _check_unclaimed(scan, rows, allow_unclaimed)
     return _file(actor, version, scan, rows, evidence_files, None, address)
+
+
+def unclaimed_blocking(scan: Scan, claims: Iterable[AppealClaim]) -> list[ScanFinding]:
+    """The blocking findings of ``scan`` that ``claims`` leave undisputed (not accepted
+    earlier either): while one is left, the appeal can only be rejected."""
+    disputed = {c.finding_fingerprint for c in claims if c.false_positive}
+    return [row.finding for row in finding_rows(scan, None)
+            if row.open_blocking and row.finding.fingerprint not in disputed]
+
+
+def _check_unclaimed(scan: Scan, claims: list[AppealClaim], allowed: bool) -> None:
+    left = [] if allowed else unclaimed_blocking(scan, claims)
+    if not left:
+        return
+    names = "; ".join(_finding_label(f) for f in left[:5])
+    if len(left) > 5:
+        names += f"; and {len(left) - 5} more"
+    one = len(left) == 1
+    raise ValidationError(
+        f"{len(left)} blocking finding{'' if one else 's'} {'is' if one else 'are'} not disputed "
+        f"({names}). An appeal is accepted only if every blocking finding is accepted as a false "
+        "positive, so this one cannot approve the version. Dispute "
+        f"{'it' if one else 'them'} too, fix the package (Modify), or confirm below to submit "
+        "anyway.", "unclaimed")
 
 
 def withdraw_appeal(actor: User, appeal_id: int, *, address: str | None = None) -> Appeal:

@@ -20,6 +20,18 @@
     }
   });
 
+  // A message about a submission ("the scan is queued", "your appeal was submitted") is
+  // over once a live badge reaches its verdict (the status fragment sends scan-finished).
+  document.addEventListener("scan-finished", function () {
+    document.querySelectorAll('.flash[data-until="scan-finished"]').forEach(function (flash) {
+      flash.remove();
+    });
+    var flashes = document.querySelector(".flashes");
+    if (flashes && !flashes.children.length) {
+      flashes.remove();
+    }
+  });
+
   // Refuse a package over the form limit before the upload starts, with the server's words.
   document.addEventListener("change", function (event) {
     var input = event.target;

@@ -169,7 +169,8 @@ def test_the_web_form_files_the_same_claims(client, auth, factories):
     form = {f"answer-{VULN_ID}": "Yes", f"reason-{VULN_ID}": REASON,
             f"evidence-{VULN_ID}": "never imported", f"answer-{BLOCKING[0]}": "",
             f"answer-{BLOCKING[2]}": "Yes", f"reason-{BLOCKING[2]}": "",
-            f"reason_text-{BLOCKING[2]}": "  The blob is test data ", f"evidence-{BLOCKING[2]}": ""}
+            f"reason_text-{BLOCKING[2]}": "  The blob is test data ", f"evidence-{BLOCKING[2]}": "",
+            "confirm_unclaimed": "yes"}  # the virus is left undisputed, knowingly
     response = client.post(f"/appeals/versions/{version.id}/claims", data=form)
     assert response.status_code == 302
     appeal = db.session.query(Appeal).one()

@@ -114,6 +114,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("auth.account", "GET"): Route(SIGNED_IN),
     ("auth.change_password", "POST"): Route(SIGNED_IN, changes=True),
     ("assets.index", "GET"): Route(SIGNED_IN),
+    ("assets.requests", "GET"): Route(SIGNED_IN),
     ("main.notifications", "GET"): Route(SIGNED_IN),
     ("main.notifications_read", "POST"): Route(SIGNED_IN, changes=True),
     ("assets.new", "GET"): Route(SIGNED_IN),
