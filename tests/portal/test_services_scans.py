@@ -7,7 +7,7 @@ import pytest
 
 from portal import queue, storage
 from portal.extensions import db
-from portal.models import Role, Scan, ScanState, VersionStatus
+from portal.models import Role, ScanState, VersionStatus
 from portal.services import scans
 from portal.services.errors import Forbidden, InvalidTransition, NotFound
 from portal.timeutil import utcnow

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import gzip
 import io
-import os
 import struct
 import subprocess
 import sys

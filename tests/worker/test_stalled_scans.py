@@ -28,7 +28,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Scan, ScanState, VersionStatus
 from portal.services import assets, scans
 from scanner.pipeline import TEST_STALL_STAGE
-from tests.worker.test_jobs import _add, _alive, _kill_horse, _state, _wait_for
+from tests.worker.test_jobs import _add, _alive, _kill_horse, _state
 from worker import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
