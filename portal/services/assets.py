@@ -89,14 +89,7 @@ def create_asset(owner: User, *, name: str, kind: str, description: str, version
     _attach(version, package)
     record_event(owner, "asset.create", asset, after={"name": name, "kind": kind.value,
                                                       "version": label}, address=address)
-    scan = _submit(version, owner, address) if submit else None
-    try:
-        _commit_or_remove(package.key)
-    except BaseException:
-        db.session.delete(db.session.get(Asset, asset.id))
-        db.session.commit()
-        raise
-    return _dispatched(version, scan)
+    return _finish(owner, version, package, submit, address, undo=(Asset, asset.id))
 
 
 def modify_version(actor: User, version_id: int, *, stream: BinaryIO, filename: str,
@@ -170,11 +163,18 @@ def _new_version(actor: User, version: AssetVersion, package: Package, submit: b
     record_event(actor, "version.create", version,
                  after={"asset": version.asset_id, "label": version.label,
                         "package": package.key}, address=address)
+    return _finish(actor, version, package, submit, address, undo=(AssetVersion, version.id))
+
+
+def _finish(actor: User, version: AssetVersion, package: Package, submit: bool,
+            address: str | None, *, undo: tuple[type, int]) -> AssetVersion:
+    """Submit the new version if asked and commit. If the database refuses, the stored
+    object goes, and so does ``undo`` (model, id): the row reserved for it beforehand."""
     scan = _submit(version, actor, address) if submit else None
     try:
         _commit_or_remove(package.key)
     except BaseException:
-        db.session.delete(db.session.get(AssetVersion, version.id))
+        db.session.delete(db.session.get(*undo))
         db.session.commit()
         raise
     return _dispatched(version, scan)
@@ -232,14 +232,7 @@ def attach_new_asset(owner: User, package: Package, *, name: str, kind: str, des
     record_event(actor, "asset.create", asset,
                  after={"name": asset.name, "kind": asset.kind.value, "version": version.label,
                         "package": package.key}, address=address)
-    scan = _submit(version, actor, address) if submit else None
-    try:
-        _commit_or_remove(package.key)
-    except BaseException:
-        db.session.delete(db.session.get(Asset, asset.id))
-        db.session.commit()
-        raise
-    return _dispatched(version, scan)
+    return _finish(actor, version, package, submit, address, undo=(Asset, asset.id))
 
 
 def attach_to_version(actor: User, version_id: int, package: Package, *,
