@@ -26,7 +26,7 @@ from scanner.osv import OsvDatabase
 from scanner.pipeline import scan_package
 
 from .formats import test_disks, test_filesystems, test_firmware, test_flash, test_hfs
-from .formats.conftest import EICAR, METADATA, METADATA_PATH, needs, populate
+from .formats.conftest import EICAR, METADATA, METADATA_PATH, needs, populate, wrap
 from .formats.test_apps_binaries import axml, make_zip
 from .formats.test_oci import BASE, TOP, layer, oci_tar, sha
 
@@ -54,18 +54,6 @@ def run(*argv, cwd=None, stdin=None) -> bytes:
         [str(a) for a in argv], check=True, capture_output=True, cwd=cwd, input=stdin
     )
     return done.stdout
-
-
-def wrap(sample: Path, package: Path) -> Path:
-    """A seller package holding ``sample`` alone, as sellers send it: a deflated .zip or a
-    .tar.gz. An image of a few files is mostly empty blocks and deflates to very little."""
-    if package.name.endswith(".zip"):
-        with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.write(sample, sample.name)
-    else:
-        with tarfile.open(package, "w:gz") as tar:
-            tar.add(sample, sample.name)
-    return package
 
 
 # -- samples: (builder, tools, pattern of EICAR's path, pattern of METADATA's path) --

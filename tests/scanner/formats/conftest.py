@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,15 @@ def only_plain(outdir: Path) -> None:
         assert not p.is_symlink(), p
         assert p.is_file() or p.is_dir(), p
         assert not p.stat().st_mode & 0o7000, p
+
+
+def wrap(sample: Path, package: Path) -> Path:
+    """A seller package holding ``sample`` alone, as sellers send it: a deflated .zip or a
+    .tar.gz. An image of a few files is mostly empty blocks and deflates to very little."""
+    if package.name.endswith(".zip"):
+        with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(sample, sample.name)
+    else:
+        with tarfile.open(package, "w:gz") as tar:
+            tar.add(sample, sample.name)
+    return package

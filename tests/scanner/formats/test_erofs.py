@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from scanner.model import NEST, Limits, Settings
 from scanner.osv import OsvDatabase
 from scanner.pipeline import scan_package
 
-from .conftest import METADATA_PATH, assert_sample, needs, only_plain, populate
+from .conftest import METADATA_PATH, assert_sample, needs, only_plain, populate, wrap
 
 pytestmark = needs("mkfs.erofs", "fsck.erofs")
 OSV = Path(__file__).parents[2] / "data" / "corpus" / "osv"
@@ -128,16 +126,6 @@ def test_damaged_erofs_is_a_problem(tmp_path):
 @pytest.fixture(scope="module")
 def osv() -> OsvDatabase:
     return OsvDatabase.load([OSV])
-
-
-def wrap(sample: Path, package: Path) -> Path:
-    if package.name.endswith(".zip"):
-        with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.write(sample, sample.name)
-    else:
-        with tarfile.open(package, "w:gz") as tar:
-            tar.add(sample, sample.name)
-    return package
 
 
 @pytest.mark.parametrize("name", ["pkg.zip", "pkg.tar.gz"])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import gzip
 import struct
 import subprocess
-import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ from scanner.model import NEST, Limits, Settings
 from scanner.osv import OsvDatabase
 from scanner.pipeline import scan_package
 
-from .conftest import EICAR, METADATA_PATH, assert_sample, needs, only_plain
+from .conftest import EICAR, METADATA_PATH, assert_sample, needs, only_plain, wrap
 
 DATA = Path(__file__).parents[2] / "data" / "yaffs2"
 OSV = Path(__file__).parents[2] / "data" / "corpus" / "osv"
@@ -248,16 +246,6 @@ def test_page_zero_alone_is_not_yaffs2(tmp_path):
 @pytest.fixture(scope="module")
 def osv() -> OsvDatabase:
     return OsvDatabase.load([OSV])
-
-
-def wrap(sample: Path, package: Path) -> Path:
-    if package.name.endswith(".zip"):
-        with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.write(sample, sample.name)
-    else:
-        with tarfile.open(package, "w:gz") as tar:
-            tar.add(sample, sample.name)
-    return package
 
 
 @pytest.mark.parametrize("name", ["pkg.zip", "pkg.tar.gz"])
